@@ -1,0 +1,59 @@
+# nodekit: `make demo` and `make test` are all a fresh machine needs.
+# Every set-up step is idempotent and caches outside the clone
+# ($(NODEKIT_CACHE), pip's and Go's own caches), so repeated runs are quick.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+NODEKIT_CACHE ?= $(HOME)/.cache/nodekit
+export NODEKIT_CACHE
+TC := nodekit/toolchain
+# Time a step and say so: "setup: <step> <seconds>s".
+timed = TIMEFORMAT="setup: $(1) %Rs"; time
+
+.PHONY: help setup deps docker image pulumi demo test lint unit integration golden clean
+
+help:
+	@echo "make demo   deploy and verify the example node on the local target"
+	@echo "make test   every test (unit, golden, integration) and lint"
+	@echo "make setup  install the toolchain only (python deps, docker, node image, pulumi)"
+	@echo "make golden regenerate the golden files of the render tests"
+
+setup: deps docker image pulumi
+
+deps: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@$(call timed,deps) { test -x $(PY) || python3 -m venv $(VENV); \
+	  $(PY) -m pip install -q -e '.[dev]'; }
+	@touch $@
+
+docker:
+	@$(call timed,docker) bash $(TC)/setup-docker.sh
+
+image: docker
+	@$(call timed,image) bash $(TC)/build-node-image.sh >/dev/null
+
+pulumi:
+	@$(call timed,pulumi) bash $(TC)/build-pulumi.sh
+
+demo: setup
+	$(BIN)/nodekit doctor
+
+lint: deps
+	$(BIN)/ruff check nodekit tests benchmarks
+	$(BIN)/ruff format --check nodekit tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/yamllint -s .
+
+unit: deps
+	$(BIN)/pytest -m "not integration"
+
+integration: setup
+	$(BIN)/pytest -m integration
+
+test: setup lint
+	@TIMEFORMAT="test: pytest %Rs"; time $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

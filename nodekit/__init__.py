@@ -1,0 +1,5 @@
+"""nodekit: declarative production-node blueprints rendered to Pulumi and Ansible."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Blueprint commands: validate, explain, schema, packages."""

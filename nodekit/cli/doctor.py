@@ -1,0 +1,38 @@
+"""`nodekit doctor`: is every real part of the toolchain here and working?"""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from nodekit.cli.main import app
+from nodekit.cli.output import Format, emit_json, err, out
+from nodekit.toolchain.doctor import run_checks
+
+
+@app.command()
+def doctor(
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Check the toolchain: Python deps, Ansible collections, Docker engine,
+    node image, Pulumi CLI and its Python language host.
+
+    Exit 0 when every part is ready, 1 when any is missing; each missing part
+    comes with the command that fixes it (usually `make setup`).
+    """
+    checks = run_checks()
+    ok = all(c.ok for c in checks)
+    if format is Format.json:
+        emit_json({"ok": ok, "checks": [c.to_dict() for c in checks]})
+    else:
+        table = Table(title="nodekit doctor", title_justify="left")
+        for column in ("part", "status", "detail", "fix"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            status = "[green]ok[/]" if c.ok else "[red]MISSING[/]"
+            table.add_row(c.part, status, c.detail, c.fix)
+        out.print(table)
+        if not ok:
+            err.print("[red]some parts are missing[/]: run the fix shown for each")
+    if not ok:
+        raise typer.Exit(1)
