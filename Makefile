@@ -12,7 +12,7 @@ TC := nodekit/toolchain
 # Time a step and say so: "setup: <step> <seconds>s".
 timed = TIMEFORMAT="setup: $(1) %Rs"; time
 
-.PHONY: help setup deps docker image pulumi demo test lint unit integration golden clean
+.PHONY: help setup deps host docker image pulumi demo test lint unit integration golden clean
 
 help:
 	@echo "make demo   deploy and verify the example node on the local target"
@@ -20,7 +20,7 @@ help:
 	@echo "make setup  install the toolchain only (python deps, docker, node image, pulumi)"
 	@echo "make golden regenerate the golden files of the render tests"
 
-setup: deps docker image pulumi
+setup: deps host docker image pulumi
 
 deps: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -28,10 +28,13 @@ $(VENV)/.installed: pyproject.toml
 	  $(PY) -m pip install -q -e '.[dev]'; }
 	@touch $@
 
-docker:
+host:
+	@$(call timed,host) bash $(TC)/setup-host.sh
+
+docker: host
 	@$(call timed,docker) bash $(TC)/setup-docker.sh
 
-image: docker
+image: docker host
 	@$(call timed,image) bash $(TC)/build-node-image.sh >/dev/null
 
 pulumi:

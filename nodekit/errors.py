@@ -123,12 +123,11 @@ class StageError(OperationError):
 class VerifyFailed(StageError):
     """Verification ran and some checks failed; ``failures`` names each one."""
 
-    def __init__(self, *, node: str, failures: list[str], **context: object) -> None:
+    def __init__(self, *, node: str, failures: list[str]) -> None:
         super().__init__(
             f"{len(failures)} check(s) failed: " + "; ".join(failures),
             node=node,
             stage="verify",
-            **context,
         )
         self.failures = failures
 

@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine runs here: install Debian's docker.io when dockerd
-# is missing, start dockerd in the background when it is not answering.
+# Make sure a Docker engine runs here: start dockerd in the background when it
+# is not answering (setup-host.sh installs Debian's docker.io).
 # Idempotent; the daemon's log goes to $NODEKIT_CACHE/dockerd.log.
 set -euo pipefail
 cache=${NODEKIT_CACHE:-$HOME/.cache/nodekit}
 mkdir -p "$cache"
-if ! command -v dockerd >/dev/null; then
-  echo "docker: installing Debian's docker.io"
-  if [ "$(id -u)" -ne 0 ]; then echo "docker: needs root to install docker.io" >&2; exit 1; fi
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
-fi
+command -v dockerd >/dev/null || { echo "docker: dockerd missing; run setup-host.sh" >&2; exit 1; }
 if docker info >/dev/null 2>&1; then
   echo "docker: engine running"
   exit 0

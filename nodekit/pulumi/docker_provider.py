@@ -1,0 +1,343 @@
+"""nodekit's own Pulumi dynamic provider for local-target Docker resources.
+
+No Docker provider plugin can be downloaded or built here (nor at an
+air-gapped site), so local-target networks and containers are managed by
+this dynamic provider, written against the docker SDK. It implements
+create, read, diff, update and delete, so that preview, refresh and drift
+detection work for real: ``read`` reports what the engine sees now (running
+state, networks and addresses, limits), and ``diff`` compares that with what
+the program asks for.
+
+The engine runs the provider in its own process (``pulumi-resource-pulumi-
+python``), so nothing here may hold a client at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.types import EndpointConfig, IPAMConfig, IPAMPool
+from pulumi import Input, Output, ResourceOptions
+from pulumi.dynamic import (
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+MANAGED_LABEL = "io.nodekit.managed"
+NODE_LABEL = "io.nodekit.node"
+
+# The flags systemd needs as PID 1 in a container on these machines
+# (--privileged fails here; the node never gets the right to set the clock).
+SYSTEMD_CAPS = ["SYS_ADMIN", "NET_ADMIN"]
+SYSTEMD_MOUNTS = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}}
+SYSTEMD_TMPFS = {"/run": "", "/run/lock": ""}
+
+
+def _client() -> docker.DockerClient:
+    return docker.from_env(timeout=120)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def _network_state(net: Any) -> dict[str, Any]:
+    attrs = net.attrs
+    pools = (attrs.get("IPAM") or {}).get("Config") or [{}]
+    return {
+        "name": attrs["Name"],
+        "subnet": pools[0].get("Subnet", ""),
+        "gateway": pools[0].get("Gateway", ""),
+        "internal": bool(attrs.get("Internal")),
+        "labels": dict(attrs.get("Labels") or {}),
+        "network_id": attrs["Id"],
+    }
+
+
+class NetworkProvider(ResourceProvider):
+    """An internal bridge network with a fixed subnet (one per zone)."""
+
+    REPLACE_KEYS = ("name", "subnet", "gateway", "internal", "labels")
+    serialize_as_secret_always = False  # it captures no secret
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = _client()
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=props["subnet"], gateway=props["gateway"])])
+        try:
+            net = client.networks.create(
+                props["name"],
+                driver="bridge",
+                internal=bool(props.get("internal", True)),
+                ipam=ipam,
+                labels={**props.get("labels", {}), MANAGED_LABEL: "true"},
+                check_duplicate=True,
+            )
+        except APIError as error:
+            raise RuntimeError(f"network {props['name']}: {error.explanation}") from None
+        net.reload()
+        return CreateResult(net.id, {**props, **_network_state(net), "labels": props["labels"]})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            net = _client().networks.get(id_)
+        except NotFound:
+            return ReadResult(None, {})  # gone: refresh drops it, the next up recreates it
+        state = _network_state(net)
+        state["labels"] = {k: v for k, v in state["labels"].items() if k != MANAGED_LABEL}
+        return ReadResult(id_, {**props, **state})
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in self.REPLACE_KEYS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with contextlib.suppress(NotFound):
+            _client().networks.get(id_).remove()
+
+
+class Network(Resource, module="nodekit", name="Network"):
+    """A Docker network managed by :class:`NetworkProvider`."""
+
+    name: Output[str]
+    subnet: Output[str]
+    gateway: Output[str]
+    network_id: Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: Input[str],
+        subnet: Input[str],
+        gateway: Input[str],
+        internal: bool = True,
+        labels: dict[str, str] | None = None,
+        opts: ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            NetworkProvider(),
+            resource_name,
+            {
+                "name": name,
+                "subnet": subnet,
+                "gateway": gateway,
+                "internal": internal,
+                "labels": labels or {},
+                "network_id": None,
+            },
+            opts,
+        )
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def _container_state(container: Any) -> dict[str, Any]:
+    attrs = container.attrs
+    host = attrs.get("HostConfig") or {}
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return {
+        "running": bool((attrs.get("State") or {}).get("Running")),
+        "networks": sorted(
+            (
+                {"network": name, "address": (net.get("IPAMConfig") or {}).get("IPv4Address", "")}
+                for name, net in networks.items()
+            ),
+            key=lambda n: n["network"],
+        ),
+        "memory_mb": int(host.get("Memory") or 0) // (1024 * 1024),
+        "cpus": float(host.get("NanoCpus") or 0) / 1e9,
+        "container_id": container.id,
+    }
+
+
+def _sorted_networks(networks: list[dict[str, str]]) -> list[dict[str, str]]:
+    return sorted(
+        ({"network": n["network"], "address": n["address"]} for n in networks),
+        key=lambda n: n["network"],
+    )
+
+
+class ContainerProvider(ResourceProvider):
+    """A node host: a systemd container from the node image."""
+
+    REPLACE_KEYS = ("name", "image", "hostname", "sysctls", "mounts", "labels")
+    serialize_as_secret_always = False  # it captures no secret
+    UPDATE_KEYS = ("running", "networks", "memory_mb", "cpus")
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        news = dict(news)
+        news["networks"] = _sorted_networks(news.get("networks") or [])
+        return CheckResult(news, [])
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = _client()
+        networks = _sorted_networks(props["networks"])
+        first = networks[0]
+        mounts = dict(SYSTEMD_MOUNTS)
+        for source, target in sorted((props.get("mounts") or {}).items()):
+            mounts[source] = {"bind": target, "mode": "ro"}
+        try:
+            container = client.containers.create(
+                props["image"],
+                name=props["name"],
+                hostname=props["hostname"],
+                detach=True,
+                cap_add=SYSTEMD_CAPS,
+                cgroupns="host",
+                volumes=mounts,
+                tmpfs=SYSTEMD_TMPFS,
+                stop_signal="SIGRTMIN+3",
+                sysctls=props.get("sysctls") or None,
+                mem_limit=f"{props['memory_mb']}m" if props.get("memory_mb") else None,
+                nano_cpus=int(float(props["cpus"]) * 1e9) if props.get("cpus") else None,
+                labels={**props.get("labels", {}), MANAGED_LABEL: "true"},
+                network=first["network"],
+                networking_config={
+                    first["network"]: EndpointConfig("1.41", ipv4_address=first["address"])
+                },
+            )
+        except APIError as error:
+            raise RuntimeError(f"container {props['name']}: {error.explanation}") from None
+        try:
+            for extra in networks[1:]:
+                client.networks.get(extra["network"]).connect(
+                    container, ipv4_address=extra["address"]
+                )
+            if props.get("running", True):
+                container.start()
+                _wait_for_systemd(container)
+        except Exception as error:
+            # Not recorded in the state when create fails: leave nothing behind.
+            container.remove(force=True, v=True)
+            detail = error.explanation if isinstance(error, APIError) else str(error)
+            raise RuntimeError(f"container {props['name']}: {detail}") from None
+        container.reload()
+        return CreateResult(container.id, {**props, **_container_state(container)})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            container = _client().containers.get(id_)
+        except NotFound:
+            return ReadResult(None, {})
+        return ReadResult(id_, {**props, **_container_state(container)})
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in self.REPLACE_KEYS if olds.get(k) != news.get(k)]
+        updates = [k for k in self.UPDATE_KEYS if _norm(k, olds.get(k)) != _norm(k, news.get(k))]
+        return DiffResult(
+            changes=bool(replaces or updates),
+            replaces=replaces,
+            delete_before_replace=True,
+        )
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        client = _client()
+        container = client.containers.get(id_)
+        limits: dict[str, Any] = {}
+        if _norm("memory_mb", olds.get("memory_mb")) != _norm("memory_mb", news.get("memory_mb")):
+            limits["mem_limit"] = f"{news['memory_mb']}m" if news.get("memory_mb") else 0
+            limits["memswap_limit"] = -1
+        if _norm("cpus", olds.get("cpus")) != _norm("cpus", news.get("cpus")):
+            limits["nano_cpus"] = int(float(news.get("cpus") or 0) * 1e9)
+        if limits:
+            container.update(**limits)
+        wanted = {n["network"]: n["address"] for n in news["networks"]}
+        current = {n["network"]: n["address"] for n in olds.get("networks") or []}
+        for name, address in current.items():
+            if wanted.get(name) != address:
+                client.networks.get(name).disconnect(container, force=True)
+        for name, address in wanted.items():
+            if current.get(name) != address:
+                client.networks.get(name).connect(container, ipv4_address=address)
+        container.reload()
+        running = bool(container.attrs["State"]["Running"])
+        if news.get("running", True) and not running:
+            container.start()
+            _wait_for_systemd(container)
+        elif not news.get("running", True) and running:
+            container.stop(timeout=20)
+        container.reload()
+        return UpdateResult({**news, **_container_state(container)})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        try:
+            container = _client().containers.get(id_)
+        except NotFound:
+            return
+        container.remove(force=True, v=True)
+
+
+def _norm(key: str, value: Any) -> Any:
+    if key == "networks":
+        return _sorted_networks(value or [])
+    if key == "running":
+        return True if value is None else bool(value)
+    if key in ("memory_mb", "cpus"):
+        return float(value or 0)
+    return value
+
+
+def _wait_for_systemd(container: Any, timeout_s: float = 90) -> None:
+    """Block until systemd finished booting (running or degraded)."""
+    deadline = time.monotonic() + timeout_s
+    state = ""
+    while time.monotonic() < deadline:
+        result = container.exec_run(["systemctl", "is-system-running", "--wait"])
+        state = result.output.decode(errors="replace").strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(0.2)  # the bus is not up yet: PID 1 is still starting
+    raise RuntimeError(f"container {container.name}: systemd did not boot ({state})")
+
+
+class Container(Resource, module="nodekit", name="Container"):
+    """A systemd node container managed by :class:`ContainerProvider`."""
+
+    name: Output[str]
+    container_id: Output[str]
+    running: Output[bool]
+    networks: Output[list[dict[str, str]]]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: Input[str],
+        image: Input[str],
+        hostname: Input[str],
+        networks: Input[list[dict[str, Input[str]]]],
+        memory_mb: int | None = None,
+        cpus: float | None = None,
+        sysctls: dict[str, str] | None = None,
+        mounts: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        running: bool = True,
+        opts: ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            ContainerProvider(),
+            resource_name,
+            {
+                "name": name,
+                "image": image,
+                "hostname": hostname,
+                "networks": networks,
+                "memory_mb": memory_mb or 0,
+                "cpus": cpus or 0,
+                "sysctls": sysctls or {},
+                "mounts": mounts or {},
+                "labels": labels or {},
+                "running": running,
+                "container_id": None,
+            },
+            opts,
+        )

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the setup needs on this machine: the Docker engine,
+# mmdebstrap (node image), dpkg-dev (site bundles' apt index). Installs only
+# what is missing; apt-get update runs only when something is.
+set -euo pipefail
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "host: docker.io, mmdebstrap, dpkg-dev present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "host: needs root to install ${need[*]} (or install them yourself)" >&2
+  exit 1
+fi
+echo "host: installing ${need[*]}"
+apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
