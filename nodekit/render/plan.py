@@ -1,0 +1,219 @@
+"""From a merged blueprint to a node plan: everything the renderers need, derived once.
+
+The plan is plain data in dataclasses: names of networks and containers,
+each host's addresses, routes through the gateway, Ansible groups and role
+variables. Templates only print it; all decisions are made here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodekit.blueprint.packages import PACKAGES
+
+ROLE_ORDER = ("base", "firewall")  # every host; then one role per package
+BUNDLE_MOUNT = "/srv/nodekit/bundle"
+
+
+def port_number(spec: str) -> int:
+    """``"1883/tcp"`` -> 1883 (the low end of a range)."""
+    return int(spec.split("/", 1)[0].split("-", 1)[0])
+
+
+def port_proto(spec: str) -> str:
+    return spec.split("/", 1)[1] if "/" in spec else "tcp"
+
+
+def secret_ref(name: str) -> str:
+    """The Jinja reference a rendered file holds in place of a secret's value."""
+    return "{{ nodekit_secrets['" + name + "'] }}"
+
+
+@dataclass(frozen=True)
+class ZonePlan:
+    name: str
+    cidr: str
+    network: str  # the Docker network of this zone (local target)
+    bridge: str  # this machine's address on that network: never a host's
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    package: str
+    role: str
+    unit: str
+    host: str
+    ports: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    name: str
+    role: str
+    zone: str
+    address: str
+    addresses: dict[str, str]  # zone -> address, primary zone first
+    container: str
+    routes: tuple[tuple[str, str], ...]  # (cidr, via)
+    services: tuple[ServicePlan, ...]
+    memory_mb: int
+    cpus: int
+    ssh: dict[str, Any]
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.role == "gateway"
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        own = sorted({s.role for s in self.services})
+        return ROLE_ORDER + tuple(own)
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    target: str
+    timezone: str
+    region: str
+    labels: dict[str, str]
+    zones: tuple[ZonePlan, ...]
+    hosts: tuple[HostPlan, ...]
+    flows: tuple[dict[str, Any], ...]
+    uplink: dict[str, Any]
+    checks: tuple[dict[str, Any], ...]
+    cloud: dict[str, Any] | None
+    domain: str
+    secrets: tuple[str, ...] = field(default=())
+
+    def host(self, name: str) -> HostPlan:
+        return next(h for h in self.hosts if h.name == name)
+
+    def zone(self, name: str) -> ZonePlan:
+        return next(z for z in self.zones if z.name == name)
+
+    @property
+    def services(self) -> tuple[ServicePlan, ...]:
+        return tuple(s for h in self.hosts for s in h.services)
+
+    @property
+    def stack(self) -> str:
+        return self.name
+
+
+def container_name(node: str, host: str) -> str:
+    return f"nk-{node}-{host}"
+
+
+def network_name(node: str, zone: str) -> str:
+    return f"nk-{node}-{zone}"
+
+
+def _bridge_address(cidr: str, used: set[str]) -> str:
+    """The highest usable address of the zone that no host or equipment uses."""
+    net = ipaddress.ip_network(cidr)
+    for candidate in reversed(list(net.hosts())[-64:]):
+        if str(candidate) not in used:
+            return str(candidate)
+    raise ValueError(f"zone {cidr} has no free address for this machine's bridge")
+
+
+def _host_addresses(item: dict[str, Any]) -> dict[str, str]:
+    addresses = {item["zone"]: item["address"]}
+    for iface in item.get("interfaces") or []:
+        addresses.setdefault(iface["zone"], iface["address"])
+    return addresses
+
+
+def plan(data: dict[str, Any]) -> NodePlan:
+    """Derive the node plan from a merged, validated blueprint's data."""
+    node = data["metadata"]["name"]
+    network = data["network"]
+    compute = data.get("compute") or []
+    used = {c["address"] for c in compute}
+    used |= {i["address"] for c in compute for i in c.get("interfaces") or []}
+    used |= {e["address"] for e in data.get("equipment") or [] if e.get("address")}
+    zones = tuple(
+        ZonePlan(
+            z["name"], z["cidr"], network_name(node, z["name"]), _bridge_address(z["cidr"], used)
+        )
+        for z in network["zones"]
+    )
+    cidr_of = {z.name: z.cidr for z in zones}
+    addresses = {c["name"]: _host_addresses(c) for c in compute}
+    gateways = [c["name"] for c in compute if c["role"] == "gateway"]
+
+    services: dict[str, list[ServicePlan]] = {c["name"]: [] for c in compute}
+    secrets: list[str] = []
+    for item in data.get("software") or []:
+        spec = PACKAGES[item["package"]]
+        ports = tuple(item.get("ports") or spec.default_ports)
+        services[item["host"]].append(
+            ServicePlan(
+                item["name"],
+                item["package"],
+                spec.role,
+                spec.service,
+                item["host"],
+                ports,
+                dict(item.get("settings") or {}),
+            )
+        )
+        for user in (item.get("settings") or {}).get("users") or []:
+            secrets.append(f"{item['name']}/{user}")
+
+    hosts = []
+    for c in compute:
+        own = addresses[c["name"]]
+        routes: list[tuple[str, str]] = []
+        if c["role"] != "gateway":
+            for zone in zones:
+                if zone.name in own:
+                    continue
+                via = next(
+                    (
+                        addresses[g][c["zone"]]
+                        for g in gateways
+                        if c["zone"] in addresses[g] and zone.name in addresses[g]
+                    ),
+                    None,
+                )
+                if via:
+                    routes.append((cidr_of[zone.name], via))
+        resources = c.get("resources") or {}
+        hosts.append(
+            HostPlan(
+                name=c["name"],
+                role=c["role"],
+                zone=c["zone"],
+                address=c["address"],
+                addresses=own,
+                container=container_name(node, c["name"]),
+                routes=tuple(routes),
+                services=tuple(sorted(services[c["name"]], key=lambda s: s.name)),
+                memory_mb=int(resources.get("memory_mb") or 0),
+                cpus=int(resources.get("cpus") or 0),
+                ssh=dict(c.get("ssh") or {}),
+            )
+        )
+
+    site = data["site"]
+    return NodePlan(
+        name=node,
+        target=site["target"],
+        timezone=site["timezone"],
+        region=site["region"],
+        labels=dict(data["metadata"].get("labels") or {}),
+        zones=zones,
+        hosts=tuple(hosts),
+        flows=tuple(network.get("flows") or []),
+        uplink=dict(network.get("uplink") or {}),
+        checks=tuple(data.get("checks") or []),
+        cloud=data.get("cloud"),
+        domain=network.get("domain") or "",
+        secrets=tuple(sorted(secrets)),
+    )
