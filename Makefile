@@ -58,5 +58,9 @@ integration: setup
 test: setup lint
 	@TIMEFORMAT="test: pytest %Rs"; time $(BIN)/pytest
 
+golden: deps
+	NODEKIT_REGEN_GOLDEN=1 $(BIN)/pytest -q tests/unit/render/test_golden.py
+	@git status --short tests/golden
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

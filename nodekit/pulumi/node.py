@@ -8,6 +8,7 @@ target).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pulumi
@@ -179,7 +180,10 @@ def program(data: dict[str, Any]) -> None:
     config = pulumi.Config("nodekit")
     node = plan(data)
     if node.target == "local":
-        local = LocalNode(node, image=config.require("image"), bundle=config.get("bundle"))
+        # The bundle folder is machine-local: it comes from the environment of the
+        # run (nodekit deploy sets it), never from a rendered file.
+        bundle = config.get("bundle") or os.environ.get("NODEKIT_BUNDLE") or None
+        local = LocalNode(node, image=config.require("image"), bundle=bundle)
         pulumi.export("hosts", local.hosts)
     else:
         # ssh target: the hosts exist already; Ansible reaches them directly.

@@ -135,6 +135,10 @@ def render_files(
         **context,
     )
 
+    files["tests/pytest.ini"] = (
+        b"[pytest]\n# The node's checks run on their own, apart from any project settings.\n"
+    )
+
     manifest = {
         "nodekit": __version__,
         "node": node.name,

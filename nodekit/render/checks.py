@@ -76,6 +76,8 @@ def flows_allowed(node: NodePlan) -> list[Row]:
             if port_proto(spec) != "tcp":
                 continue  # a udp probe cannot tell "refused" from "nobody answered"
             for target in node.hosts:
+                if target.is_gateway:
+                    continue  # probe forwarding through the gateway, not the gateway itself
                 address = target.addresses.get(flow["to"])
                 listening = any(
                     p == spec or (port_number(p) == port_number(spec) and port_proto(p) == "tcp")

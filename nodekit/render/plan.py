@@ -28,7 +28,7 @@ def port_proto(spec: str) -> str:
 
 def secret_ref(name: str) -> str:
     """The Jinja reference a rendered file holds in place of a secret's value."""
-    return "{{ nodekit_secrets['" + name + "'] }}"
+    return '{{ nodekit_secrets["' + name + '"] }}'
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,14 @@ def passphrase_for(state_dir: Path) -> str:
 class PulumiStack:
     """One node's stack: a program folder, a stack name, a state folder."""
 
-    def __init__(self, program_dir: Path, stack: str, *, state_dir: Path) -> None:
+    def __init__(
+        self,
+        program_dir: Path,
+        stack: str,
+        *,
+        state_dir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         tools = pulumi_tools()
         if not tools.cli.is_file():
             raise ToolchainError(
@@ -75,7 +82,7 @@ class PulumiStack:
             )
         backend = state_dir / "backend"
         backend.mkdir(parents=True, exist_ok=True)
-        env = tool_env()
+        env = {**tool_env(), **(env or {})}
         env["PULUMI_BACKEND_URL"] = backend.resolve().as_uri()
         env["PULUMI_CONFIG_PASSPHRASE"] = passphrase_for(state_dir)
         env["PULUMI_HOME"] = str((state_dir / "pulumi-home").resolve())
@@ -100,10 +107,12 @@ class PulumiStack:
                 raise _failed("select", error) from None
         return self._stack
 
-    def up(self, on_output: OutputFn | None = None) -> PulumiResult:
+    def up(self, on_output: OutputFn | None = None, *, refresh: bool = False) -> PulumiResult:
+        """Apply the program; with ``refresh`` first read what really exists, so
+        changes made by hand (a stopped container) are repaired too."""
         start = time.monotonic()
         try:
-            result = self._select().up(on_output=on_output, color="never")
+            result = self._select().up(on_output=on_output, color="never", refresh=refresh)
         except auto.errors.CommandError as error:
             raise _failed("up", error) from None
         return PulumiResult(

@@ -1,0 +1,64 @@
+"""`nodekit render`: blueprints in, the files the real tools run out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from nodekit.blueprint import load_all
+from nodekit.cli.main import app
+from nodekit.cli.output import Format, emit_json, err, out
+from nodekit.errors import UsageError
+from nodekit.render import render as render_node
+
+
+@app.command()
+def render(
+    paths: list[Path] = typer.Argument(..., help="Node blueprint files or folders of them."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to render into."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Render node blueprints into a Pulumi program, Ansible inventory and
+    playbook, and testinfra checks.
+
+    One node renders into DIR; several (several files, or a folder) into
+    DIR/<node-name>/ each. The output is byte-stable: the same input gives the
+    same bytes, and only files whose bytes changed are rewritten.
+
+    Example: `nodekit render blueprints/sites/lyon-additive-01.yaml -o out/lyon`
+    """
+    blueprints = load_all(paths)
+    if not blueprints:
+        raise UsageError(f"no Node blueprint found in {', '.join(map(str, paths))}")
+    for blueprint in blueprints:
+        for warning in blueprint.warnings:
+            err.print(str(warning), markup=False)
+    single = len(blueprints) == 1 and not any(p.is_dir() for p in paths)
+    results = [
+        render_node(bp, output if single else output / bp.node.metadata.name) for bp in blueprints
+    ]
+    if format is Format.json:
+        emit_json(
+            [
+                {
+                    "node": r.node,
+                    "dir": str(r.out_dir),
+                    "written": r.written,
+                    "removed": r.removed,
+                    "files": {f.path: f.sha256 for f in r.files},
+                    "secrets": list(r.secrets),
+                }
+                for r in results
+            ]
+        )
+        return
+    table = Table(title="rendered", title_justify="left")
+    for column in ("node", "dir", "files", "written", "removed"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.node, str(r.out_dir), str(len(r.files)), str(r.written), str(r.removed))
+    out.print(table)
+    if all(r.written == 0 and r.removed == 0 for r in results):
+        err.print("nothing changed: every rendered file was already up to date")

@@ -1,0 +1,230 @@
+"""Commands that act on real nodes: deploy, plan, verify, drift, destroy, bundle."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from nodekit.blueprint import Blueprint, load_all
+from nodekit.cli.main import app
+from nodekit.cli.output import Format, emit_json, err, out
+from nodekit.errors import UsageError
+from nodekit.run import deploy as runs
+from nodekit.run.deploy import Event, RunOptions, RunResult
+
+LOCK_TIMEOUT = typer.Option(
+    600.0, "--lock-timeout", help="Seconds to wait for another run on the same node."
+)
+FORMAT = typer.Option(Format.table, "--format", "-f", help="table or json.")
+PATHS = typer.Argument(..., help="Node blueprint files or folders of them.")
+
+
+class Progress:
+    """Stage progress on stderr: one line per stage event, thread-safe.
+
+    With a terminal, lines are coloured; without one (CI, pipes) they are plain.
+    Ansible task and Pulumi lines are shown only with --verbose.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "info" and not self.verbose:
+            return
+        mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]", "info": " "}[event.kind]
+        text = f"{event.node:<24} {event.stage:<14} {mark} {event.message}".rstrip()
+        with self._lock:
+            if err.is_terminal:
+                err.print(text, highlight=False)
+            else:
+                plain = text.replace("[green]✓[/]", "ok").replace("[red]✗[/]", "FAILED")
+                err.print(plain.replace("…", "start"), markup=False, highlight=False)
+
+
+def _load(paths: list[Path]) -> list[Blueprint]:
+    blueprints = load_all(paths)
+    if not blueprints:
+        raise UsageError(f"no Node blueprint found in {', '.join(map(str, paths))}")
+    for blueprint in blueprints:
+        for warning in blueprint.warnings:
+            err.print(str(warning), markup=False)
+    return blueprints
+
+
+def _confirm(action: str, blueprints: list[Blueprint], yes: bool) -> None:
+    if yes:
+        return
+    names = ", ".join(bp.node.metadata.name or "?" for bp in blueprints)
+    if not sys.stdin.isatty():
+        raise UsageError(f"{action} {names}: confirm with --yes (no terminal to ask on)")
+    if not typer.confirm(f"{action} {names}?", err=True):
+        raise typer.Abort()
+
+
+def _run_all(
+    blueprints: list[Blueprint],
+    action: Callable[..., RunResult],
+    *,
+    lock_timeout: float,
+    verbose: bool,
+    **kwargs: object,
+) -> list[RunResult]:
+    """Run one operation on every node, in parallel (each has its own workspace)."""
+    progress = Progress(verbose)
+    options = RunOptions(lock_timeout_s=lock_timeout)
+    with ThreadPoolExecutor(max_workers=max(1, len(blueprints))) as pool:
+        futures = [
+            pool.submit(action, bp, options=options, on_event=progress, **kwargs)
+            for bp in blueprints
+        ]
+        return [f.result() for f in futures]
+
+
+def _report(results: list[RunResult], format: Format, title: str) -> None:
+    if format is Format.json:
+        emit_json([r.to_dict() for r in results])
+    else:
+        table = Table(title=title, title_justify="left")
+        for column in ("node", "stage", "status", "seconds", "changed", "detail"):
+            table.add_column(column, overflow="fold")
+        for r in results:
+            for s in r.stages:
+                status = "[green]ok[/]" if s.ok else "[red]FAILED[/]"
+                table.add_row(r.node, s.stage, status, f"{s.seconds:.1f}", str(s.changed), s.detail)
+        out.print(table)
+        for r in results:
+            for line in r.drift:
+                out.print(f"{r.node}: {line}", markup=False)
+            if r.error:
+                err.print(f"[red]error[/]: {r.error}")
+                err.print(f"  run folder: {r.run_dir}", markup=False, highlight=False)
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def deploy(
+    paths: list[Path] = PATHS,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    lock_timeout: float = LOCK_TIMEOUT,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Pulumi and Ansible lines."),
+    format: Format = FORMAT,
+) -> None:
+    """Deploy nodes: render, bundle, infrastructure (Pulumi), configure
+    (Ansible), verify (testinfra), record.
+
+    A second deploy of the same node waits for the first (up to
+    --lock-timeout); different nodes deploy in parallel. A failed stage names
+    node, host and stage and exits 1; the state stays consistent, so running
+    the same deploy again continues. Each run keeps its logs and reports in a
+    run folder under $NODEKIT_STATE (default ~/.local/state/nodekit).
+
+    Example: `nodekit deploy blueprints/sites/lyon-additive-01.yaml --yes`
+    """
+    blueprints = _load(paths)
+    _confirm("deploy", blueprints, yes)
+    results = _run_all(blueprints, runs.deploy, lock_timeout=lock_timeout, verbose=verbose)
+    _report(results, format, "deploy")
+
+
+@app.command(name="plan")
+def plan_command(
+    paths: list[Path] = PATHS,
+    lock_timeout: float = LOCK_TIMEOUT,
+    format: Format = FORMAT,
+) -> None:
+    """Show what a deploy would change: Pulumi preview plus Ansible
+    check-and-diff mode, one summary per node. Changes nothing."""
+    blueprints = _load(paths)
+    results = _run_all(
+        blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="plan"
+    )
+    _report(results, format, "plan")
+
+
+@app.command()
+def verify(
+    paths: list[Path] = PATHS,
+    lock_timeout: float = LOCK_TIMEOUT,
+    format: Format = FORMAT,
+) -> None:
+    """Run the node's generated checks (testinfra) against the live node.
+
+    Exit 1 with every failing check named by host and check."""
+    blueprints = _load(paths)
+    results = _run_all(blueprints, runs.verify, lock_timeout=lock_timeout, verbose=False)
+    if format is Format.table:
+        for r in results:
+            for failure in r.failures:
+                out.print(f"{r.node}: FAILED {failure}", markup=False)
+    _report(results, format, "verify")
+
+
+@app.command()
+def drift(
+    paths: list[Path] = PATHS,
+    lock_timeout: float = LOCK_TIMEOUT,
+    format: Format = FORMAT,
+) -> None:
+    """Find what drifted from the blueprint: Pulumi refresh and preview,
+    Ansible check mode, and the generated checks. Lists each difference;
+    exit 1 when anything drifted. `nodekit deploy` repairs it."""
+    blueprints = _load(paths)
+    results = _run_all(
+        blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="drift"
+    )
+    for r in results:
+        if r.drift and r.error is None:
+            r.error = f"{len(r.drift)} difference(s) from the blueprint"
+    if format is Format.table and all(not r.drift for r in results):
+        err.print("no drift: every node matches its blueprint")
+    _report(results, format, "drift")
+
+
+@app.command()
+def destroy(
+    paths: list[Path] = PATHS,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    lock_timeout: float = LOCK_TIMEOUT,
+    format: Format = FORMAT,
+) -> None:
+    """Remove the nodes' containers, networks and stack state. Idempotent:
+    destroying a node that is not deployed does nothing and exits 0."""
+    blueprints = _load(paths)
+    _confirm("destroy", blueprints, yes)
+    results = _run_all(blueprints, runs.destroy, lock_timeout=lock_timeout, verbose=False)
+    _report(results, format, "destroy")
+
+
+@app.command()
+def bundle(
+    path: Path = typer.Argument(..., help="A Node blueprint."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder of the bundle."),
+    image: bool = typer.Option(True, "--image/--no-image", help="Include the node image."),
+    format: Format = FORMAT,
+) -> None:
+    """Gather every Debian package the node's roles need, with dependencies,
+    into a local apt repository (Packages index included), plus the node
+    image: what an air-gapped site receives. Hosts use it with the apt line
+    `deb [trusted=yes] file:/srv/nodekit/bundle ./`."""
+    from nodekit.run.site_bundle import make_site_bundle
+
+    (blueprint,) = _load([path])
+    result = make_site_bundle(blueprint, output, include_image=image, on_line=err.print)
+    if format is Format.json:
+        emit_json(result.to_dict())
+    else:
+        out.print(
+            f"bundle of {result.node}: {len(result.packages)} packages, "
+            f"{result.bytes / 1e6:.1f} MB in {result.path}"
+            + (f", image {result.image_file.name}" if result.image_file else ""),
+            markup=False,
+        )

@@ -1,0 +1,121 @@
+"""A thin typed adapter over ansible-runner: converge (or check) a rendered node."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+EventFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HostFailure:
+    host: str
+    task: str
+    message: str
+
+
+@dataclass(frozen=True)
+class AnsibleResult:
+    """What one playbook run did, per host."""
+
+    ok: bool
+    changed: dict[str, int]  # host -> tasks changed
+    changed_tasks: tuple[str, ...]  # "host: task" for each change (drift detail)
+    failures: tuple[HostFailure, ...]
+    seconds: float
+
+    @property
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+def _message(result: dict[str, Any]) -> str:
+    if result.get("_ansible_no_log") or result.get("censored"):
+        return "output hidden (no_log)"
+    text = str(result.get("msg") or result.get("stderr") or result.get("reason") or "failed")
+    return text.strip().splitlines()[0][:300] if text.strip() else "failed"
+
+
+def run_playbook(
+    ansible_dir: Path,
+    run_dir: Path,
+    *,
+    extra_vars_file: Path | None = None,
+    extra_inventory: Path | None = None,
+    check: bool = False,
+    on_line: EventFn | None = None,
+) -> AnsibleResult:
+    """Run the rendered site.yml against the rendered inventory.
+
+    ``check`` runs in check-and-diff mode (what would change). Secrets reach
+    Ansible only as ``--extra-vars @file``: the runner's artifacts record the
+    file's path, never its content.
+    """
+    changed_tasks: list[str] = []
+    failures: list[HostFailure] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        host = data.get("host", "")
+        task = data.get("task", "")
+        kind = event.get("event", "")
+        if kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
+            changed_tasks.append(f"{host}: {task}")
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            failures.append(HostFailure(host, task, _message(data.get("res") or {})))
+        elif kind == "runner_on_unreachable":
+            failures.append(
+                HostFailure(host, task, "unreachable: " + _message(data.get("res") or {}))
+            )
+        if on_line and kind in ("playbook_on_play_start", "playbook_on_task_start"):
+            on_line(
+                f"{'play' if kind.endswith('play_start') else 'task'}: {data.get('name') or task}"
+            )
+        return True
+
+    cmdline = ["-i", str(ansible_dir / "inventory.yml")]
+    if extra_inventory is not None:
+        cmdline += ["-i", str(extra_inventory)]  # later sources win: the outputs layer
+    if extra_vars_file is not None:
+        cmdline += ["--extra-vars", f"@{extra_vars_file}"]
+    if check:
+        cmdline += ["--check", "--diff"]
+    start = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=str(run_dir),
+        project_dir=str(ansible_dir),
+        playbook="site.yml",
+        cmdline=" ".join(cmdline),
+        envvars={
+            # The venv's ansible-playbook even when nodekit runs without an activated venv.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "ANSIBLE_CONFIG": str(ansible_dir / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+        },
+        event_handler=handle,
+        quiet=True,
+        settings={"suppress_ansible_output": True},
+    )
+    stats = runner.stats or {}
+    changed = {str(h): int(n) for h, n in (stats.get("changed") or {}).items()}
+    ok = runner.status == "successful" and not failures
+    if runner.status != "successful" and not failures:
+        failures.append(
+            HostFailure("", "", f"ansible-playbook ended {runner.status} (rc {runner.rc})")
+        )
+    return AnsibleResult(
+        ok=ok,
+        changed=changed,
+        changed_tasks=tuple(changed_tasks),
+        failures=tuple(failures),
+        seconds=time.monotonic() - start,
+    )

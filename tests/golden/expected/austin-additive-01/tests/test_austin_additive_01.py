@@ -1,0 +1,130 @@
+"""Verification of node austin-additive-01, rendered by nodekit 0.1.0 from its blueprint.
+
+`nodekit verify` runs it; plain `pytest` in this folder does too. Every test
+id names the host it checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+
+import pytest
+import testinfra
+
+HOSTS = {'gw-01': 'docker://nk-austin-additive-01-gw-01',
+ 'edge-01': 'docker://nk-austin-additive-01-edge-01',
+ 'hist-01': 'docker://nk-austin-additive-01-hist-01'}
+TIMEZONE = 'America/Chicago'
+# (host, software name, systemd unit, ports)
+SERVICES = [('gw-01', 'exporter-gw-01', 'prometheus-node-exporter', ['9100/tcp']),
+ ('edge-01', 'exporter-edge-01', 'prometheus-node-exporter', ['9100/tcp']),
+ ('hist-01', 'broker', 'mosquitto', ['1883/tcp']),
+ ('hist-01', 'exporter-hist-01', 'prometheus-node-exporter', ['9100/tcp']),
+ ('hist-01', 'historian-db', 'postgresql', ['5432/tcp']),
+ ('hist-01', 'metrics', 'prometheus', ['9090/tcp'])]
+# (host, kind, argument, expected content or None) from the blueprint's checks
+CHECKS = [('hist-01', 'port', '1883/tcp', None),
+ ('hist-01', 'service', 'postgresql', None),
+ ('edge-01', 'package', 'prometheus-node-exporter', None)]
+# (source host, target host, target address, port): allowed flows must connect
+FLOWS_ALLOWED = [('edge-01', 'hist-01', '10.43.2.10', '1883/tcp'),
+ ('hist-01', 'edge-01', '10.43.1.10', '9100/tcp')]
+# (source host, target host, target address, port): listening, not allowed from the source zone
+FLOWS_DENIED = [('edge-01', 'hist-01', '10.43.2.10', '22/tcp'), ('hist-01', 'edge-01', '10.43.1.10', '22/tcp')]
+
+
+@functools.cache
+def host(name: str) -> testinfra.host.Host:
+    return testinfra.get_host(HOSTS[name])
+
+
+def _ids(rows: list[tuple[object, ...]], *columns: int) -> list[str]:
+    return [":".join(str(row[c]) for c in columns) for row in rows]
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_host_up(name: str) -> None:
+    state = host(name).run("systemctl is-system-running").stdout.strip()
+    assert state in ("running", "degraded"), f"{name}: systemd is {state}"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_timezone(name: str) -> None:
+    zone = host(name).check_output("readlink -f /etc/localtime")
+    assert zone.endswith("/zoneinfo/" + TIMEZONE), f"{name}: timezone is {zone}"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_chrony(name: str) -> None:
+    chrony = host(name).service("chrony")
+    assert chrony.is_running and chrony.is_enabled
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_nftables(name: str) -> None:
+    h = host(name)
+    assert h.service("nftables").is_enabled
+    assert h.run("nft list table inet nodekit").rc == 0, f"{name}: nodekit ruleset not loaded"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_ssh_hardened(name: str) -> None:
+    config = host(name).check_output("sshd -T")
+    assert "permitrootlogin no" in config
+    assert "passwordauthentication no" in config
+
+
+@pytest.mark.parametrize("name,software,unit,ports", SERVICES, ids=_ids(SERVICES, 0, 1))
+def test_service(name: str, software: str, unit: str, ports: list[str]) -> None:
+    service = host(name).service(unit)
+    assert service.is_running, f"{name}: {software} ({unit}) is not running"
+    assert service.is_enabled, f"{name}: {software} ({unit}) is not enabled"
+    for port in ports:
+        number, proto = port.split("/")
+        assert host(name).socket(f"{proto}://{number}").is_listening, (
+            f"{name}: {software} is not listening on {port}"
+        )
+
+
+@pytest.mark.parametrize("name,kind,argument,expected", CHECKS, ids=_ids(CHECKS, 0, 1, 2))
+def test_check(name: str, kind: str, argument: str, expected: str | None) -> None:
+    h = host(name)
+    if kind == "service":
+        assert h.service(argument).is_running and h.service(argument).is_enabled
+    elif kind == "port":
+        number, proto = argument.split("/")
+        assert h.socket(f"{proto}://{number}").is_listening
+    elif kind == "package":
+        assert h.package(argument).is_installed
+    elif kind == "file":
+        assert h.file(argument).exists
+        if expected is not None:
+            assert expected in h.file(argument).content_string
+    elif kind == "command":
+        assert h.run(argument).rc == 0
+    else:  # pragma: no cover - the blueprint validator allows no other kind
+        raise AssertionError(f"unknown check kind {kind}")
+
+
+def _connects(source: str, address: str, port: str) -> bool:
+    number, proto = port.split("/")
+    udp = "-u " if proto == "udp" else ""
+    command = f"nc -z {udp}-w 3 {shlex.quote(address)} {int(number)}"
+    return host(source).run(command).rc == 0
+
+
+@pytest.mark.parametrize(
+    "source,target,address,port", FLOWS_ALLOWED, ids=_ids(FLOWS_ALLOWED, 0, 1, 3)
+)
+def test_flow_allowed(source: str, target: str, address: str, port: str) -> None:
+    assert _connects(source, address, port), f"{source} cannot reach {target} {address}:{port}"
+
+
+@pytest.mark.parametrize(
+    "source,target,address,port", FLOWS_DENIED, ids=_ids(FLOWS_DENIED, 0, 1, 3)
+)
+def test_flow_denied(source: str, target: str, address: str, port: str) -> None:
+    assert not _connects(source, address, port), (
+        f"{source} reaches {target} {address}:{port}, which no flow allows"
+    )

@@ -1,0 +1,161 @@
+"""The main job, for real: deploy a whole node on the local target, verify it,
+break it, watch verify and drift name the fault, repair it with deploy, prove
+a further deploy changes nothing, and destroy it leaving nothing behind.
+
+Real Pulumi engine, real containers, real Ansible, real testinfra. The node
+is the example additive cell under its own name and networks, so it never
+collides with `make demo`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from nodekit.blueprint import Blueprint, load
+from nodekit.cli.main import main
+from nodekit.pulumi.docker_provider import NODE_LABEL
+from nodekit.render import PROJECT_ROOT
+from nodekit.run import deploy as runs
+from nodekit.run.deploy import RunOptions
+from nodekit.run.state import NodeState
+
+pytestmark = pytest.mark.integration
+
+NODE = "nktest-lifecycle"
+BLUEPRINT = f"""\
+apiVersion: nodekit/v1
+kind: Node
+metadata:
+  name: {NODE}
+extends:
+  - {PROJECT_ROOT}/blueprints/bases/additive-cell.yaml
+  - {PROJECT_ROOT}/blueprints/overlays/eu-west.yaml
+network:
+  zones:
+    - name: ot
+      cidr: 10.211.1.0/24
+    - name: it
+      cidr: 10.211.2.0/24
+compute:
+  - name: gw-01
+    address: 10.211.2.1
+    interfaces:
+      - zone: ot
+        address: 10.211.1.1
+  - name: edge-01
+    address: 10.211.1.10
+  - name: hist-01
+    address: 10.211.2.10
+equipment:
+  - name: printer-01
+    address: 10.211.1.101
+  - name: printer-02
+    address: 10.211.1.102
+"""
+
+
+def _leftovers(client: docker.DockerClient) -> list[str]:
+    label = f"{NODE_LABEL}={NODE}"
+    return [c.name for c in client.containers.list(all=True, filters={"label": label})] + [
+        n.name for n in client.networks.list(filters={"label": label})
+    ]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Blueprint]]:
+    root = tmp_path_factory.mktemp("lifecycle")
+    path = root / f"{NODE}.yaml"
+    path.write_text(BLUEPRINT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NODEKIT_STATE", str(root / "state"))
+        blueprint = load(path)
+        yield path, blueprint
+        runs.destroy(blueprint)  # whatever happened, leave nothing behind
+
+
+def _exec(client: docker.DockerClient, host: str, *command: str) -> tuple[int, str]:
+    result = client.containers.get(f"nk-{NODE}-{host}").exec_run(list(command))
+    return result.exit_code, result.output.decode(errors="replace")
+
+
+def test_lifecycle(
+    site: tuple[Path, Blueprint],
+    docker_client: docker.DockerClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, blueprint = site
+    options = RunOptions(lock_timeout_s=5)
+
+    # 1. First deploy: every stage runs and the node verifies.
+    first = runs.deploy(blueprint, options=options)
+    assert first.ok, first.error
+    assert [s.stage for s in first.stages] == list(runs.STAGES)
+    stage = {s.stage: s for s in first.stages}
+    assert stage["infrastructure"].changed >= 5  # 2 networks, 3 containers
+    assert stage["configure"].changed > 0
+    assert (first.run_dir / "verify.xml").is_file()
+    assert json.loads((first.run_dir / "summary.json").read_text())["ok"] is True
+
+    # Firewall flows are enforced for real between the zone containers.
+    assert _exec(docker_client, "edge-01", "nc", "-z", "-w", "3", "10.211.2.10", "1883")[0] == 0
+    assert _exec(docker_client, "edge-01", "nc", "-z", "-w", "2", "10.211.2.10", "22")[0] != 0
+    assert _exec(docker_client, "edge-01", "nc", "-z", "-w", "2", "10.211.2.10", "5432")[0] != 0
+    # ...and no node container has a route off this machine.
+    code, routes = _exec(docker_client, "edge-01", "ip", "route")
+    assert code == 0 and "default" not in routes
+
+    # 2. Verify alone passes on the fresh node.
+    assert main(["verify", str(path), "--format", "json"]) == 0
+    capsys.readouterr()
+
+    # 3. A fault: a service stopped and a configuration file changed by hand.
+    _exec(docker_client, "hist-01", "systemctl", "stop", "mosquitto")
+    _exec(
+        docker_client,
+        "edge-01",
+        "sh",
+        "-c",
+        "echo 'PermitRootLogin yes' > /etc/ssh/sshd_config.d/00-local.conf",
+    )
+    assert main(["verify", str(path)]) == 1
+    report = capsys.readouterr()
+    assert "hist-01: service broker" in report.out
+    assert "edge-01: ssh hardened" in report.out
+
+    # 4. Drift names both, and exits 1.
+    assert main(["drift", str(path), "--format", "json"]) == 1
+    (drift,) = json.loads(capsys.readouterr().out)
+    assert any(line.startswith("configure: hist-01:") for line in drift["drift"])
+    assert any("hist-01: service broker" in line for line in drift["drift"])
+    assert any("edge-01: ssh hardened" in line for line in drift["drift"])
+
+    # 5. Deploy repairs it.
+    repaired = runs.deploy(blueprint, options=options)
+    assert repaired.ok, repaired.error
+    assert {s.stage: s for s in repaired.stages}["configure"].changed > 0
+
+    # 6. A further deploy changes nothing, anywhere.
+    again = runs.deploy(blueprint, options=options)
+    assert again.ok, again.error
+    assert {s.stage: s.changed for s in again.stages} == dict.fromkeys(runs.STAGES, 0)
+
+    # 7. No secret value landed in a run folder or a rendered file.
+    state = NodeState.of(NODE)
+    secrets = state.secret_values()
+    assert secrets
+    for folder in (state.root / "runs", state.rendered):
+        for file in folder.rglob("*"):
+            if file.is_file():
+                data = file.read_bytes()
+                assert not any(s.encode() in data for s in secrets), file
+
+    # 8. Destroy leaves nothing, and is idempotent.
+    assert main(["destroy", str(path), "--yes"]) == 0
+    assert _leftovers(docker_client) == []
+    assert not state.pulumi.exists()
+    assert main(["destroy", str(path), "--yes"]) == 0

@@ -1,0 +1,54 @@
+"""Golden files: blueprints in, expected rendered files out.
+
+Regenerate after an intended change with `make golden` (it sets
+NODEKIT_REGEN_GOLDEN=1 for this module) and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nodekit.blueprint import load
+from nodekit.render import PROJECT_ROOT, render_files
+from nodekit.toolchain import node_image_ref
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
+CASES = {
+    "lyon-additive-01": PROJECT_ROOT / "blueprints/sites/lyon-additive-01.yaml",
+    "austin-additive-01": PROJECT_ROOT / "blueprints/sites/austin-additive-01.yaml",
+    "ssh-minimal": GOLDEN / "cases/ssh-minimal.yaml",
+}
+REGEN = os.environ.get("NODEKIT_REGEN_GOLDEN") == "1"
+
+
+def normalized(content: bytes) -> bytes:
+    """Machine-specific parts (checkout path, image recipe hash) as placeholders."""
+    text = content.decode()
+    text = text.replace(str(PROJECT_ROOT), "@PROJECT@").replace(node_image_ref(), "@IMAGE@")
+    return text.encode()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_render_matches_golden(case: str) -> None:
+    files = {rel: normalized(data) for rel, data in render_files(load(CASES[case])).items()}
+    # the manifest's digests cover machine-specific bytes: compare its shape only
+    expected_dir = GOLDEN / "expected" / case
+    if REGEN:
+        for old in sorted(expected_dir.rglob("*"), reverse=True):
+            old.unlink() if old.is_file() else old.rmdir()
+        for rel, data in files.items():
+            (expected_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (expected_dir / rel).write_bytes(data)
+    expected = {
+        str(p.relative_to(expected_dir)): p.read_bytes()
+        for p in expected_dir.rglob("*")
+        if p.is_file()
+    }
+    assert sorted(files) == sorted(expected), "rendered file set differs from the golden set"
+    for rel in sorted(files):
+        if rel == "manifest.json":
+            continue
+        assert files[rel] == expected[rel], f"{case}/{rel} differs from its golden file"
