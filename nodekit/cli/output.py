@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 # Progress, tables for people and messages go to stderr; data to stdout.
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 

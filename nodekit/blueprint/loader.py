@@ -1,0 +1,195 @@
+"""Loading blueprints: read, compose, validate; the :class:`Blueprint` result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodekit.blueprint.check import check_document, finalize
+from nodekit.blueprint.compose import Files, absolute, compose, display
+from nodekit.blueprint.model import Node
+from nodekit.blueprint.source import Diagnostics, Origin, origins, paths, walk
+from nodekit.errors import BlueprintError, Diagnostic
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """A merged, validated Node blueprint."""
+
+    node: Node
+    data: dict[str, Any]  # plain JSON data, defaults applied: what blueprint.json holds
+    sources: tuple[Path, ...]  # every file that contributed, the Node file last
+    warnings: tuple[Diagnostic, ...] = ()
+    origins: Mapping[str, Origin] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.node.metadata.name
+
+    @property
+    def file(self) -> Path:
+        """The Node file itself."""
+        return self.sources[-1]
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of :attr:`data`."""
+        text = json.dumps(self.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def origin(self, path: str) -> Origin | None:
+        """Where the value at a key path (``compute[edge-01].address``) was set;
+        None for an unknown path or a default nobody set."""
+        found = walk(self.data, path)
+        return self.origins.get(found[1]) if found else None
+
+    def value(self, path: str) -> Any:
+        """The final value at a key path (KeyError if there is none)."""
+        found = walk(self.data, path)
+        if found is None:
+            raise KeyError(path)
+        return found[0]
+
+    def canonical(self, path: str) -> str | None:
+        """A key path as ``origin`` records it (list items by name), or None if unknown."""
+        found = walk(self.data, path)
+        return found[1] if found else None
+
+    def paths(self) -> list[str]:
+        """Every key path of the merged data."""
+        return list(paths(self.data))
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of validating several files: the valid blueprints and every diagnostic."""
+
+    blueprints: tuple[Blueprint, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+
+def load(path: str | Path) -> Blueprint:
+    """Load, compose and validate one Node file.
+
+    Raises :class:`BlueprintError` carrying every diagnostic (errors and
+    warnings) when the blueprint is invalid; warnings of a valid one are kept
+    on the result.
+    """
+    target = absolute(path)
+    if not target.is_file():
+        raise BlueprintError([_missing(target)])
+    blueprint, found = _load_one(Files(), target)
+    if blueprint is None:
+        raise BlueprintError(sorted(set(found)))
+    return blueprint
+
+
+def load_all(paths: Sequence[str | Path]) -> list[Blueprint]:
+    """Load every Node of files and folders; raises with the diagnostics of all of them."""
+    result = validate(paths)
+    if not result.ok:
+        raise BlueprintError(list(result.diagnostics))
+    return list(result.blueprints)
+
+
+def validate(paths: Sequence[str | Path]) -> Validation:
+    """Validate files and folders (a folder: every ``kind: Node`` YAML file below it)."""
+    files = Files()
+    diagnostics: list[Diagnostic] = []
+    blueprints: list[Blueprint] = []
+    for path in _expand(paths, files, diagnostics):
+        blueprint, found = _load_one(files, path)
+        diagnostics.extend(found)
+        if blueprint is not None:
+            blueprints.append(blueprint)
+    first: dict[str, Blueprint] = {}
+    for blueprint in blueprints:
+        other = first.setdefault(blueprint.name, blueprint)
+        if other is not blueprint:
+            where = blueprint.origin("metadata.name") or Origin(display(blueprint.file), 1, 1)
+            diagnostics.append(
+                Diagnostic(
+                    where.file,
+                    where.line,
+                    where.column,
+                    "error",
+                    f"metadata.name: node name '{blueprint.name}' is also used by "
+                    f"{display(other.file)}",
+                    "metadata.name",
+                )
+            )
+    return Validation(tuple(blueprints), tuple(sorted(set(diagnostics))))
+
+
+def _missing(path: Path) -> Diagnostic:
+    return Diagnostic(display(path), 1, 1, "error", "no such file or folder")
+
+
+def _expand(
+    paths: Sequence[str | Path], files: Files, diagnostics: list[Diagnostic]
+) -> Iterator[Path]:
+    seen: set[Path] = set()
+    for given in paths:
+        path = absolute(given)
+        if path.is_dir():
+            found = [
+                f
+                for f in sorted(path.rglob("*"))
+                if f.suffix in YAML_SUFFIXES
+                and f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                and files.get(f).kind != "NodeBase"
+            ]
+            if not found:
+                diagnostics.append(
+                    Diagnostic(display(path), 1, 1, "error", "no Node blueprint in this folder")
+                )
+        elif path.is_file():
+            found = [path]
+        else:
+            diagnostics.append(_missing(path))
+            found = []
+        for file in found:
+            if file not in seen:
+                seen.add(file)
+                yield file
+
+
+def _load_one(files: Files, path: Path) -> tuple[Blueprint | None, list[Diagnostic]]:
+    diagnostics = Diagnostics()
+    top = files.get(path)
+    if top.kind == "NodeBase":
+        diagnostics.items.extend(top.diagnostics)
+        diagnostics.error(
+            top.kind_origin,
+            "kind",
+            "a NodeBase is only used through extends: validate a Node file that extends it",
+        )
+        return None, diagnostics.items
+    try:
+        composition = compose(files, path, diagnostics)
+        root = composition.root
+        node = check_document(root, diagnostics) if root is not None else None
+    except RecursionError:
+        diagnostics.error(Origin(top.display, 1, 1), "", "values nested too deeply")
+        return None, diagnostics.items
+    if node is None or root is None or diagnostics.failed:
+        return None, diagnostics.items
+    final, data = finalize(node)
+    warnings = tuple(sorted({d for d in diagnostics.items if d.severity == "warning"}))
+    blueprint = Blueprint(final, data, tuple(composition.sources), warnings, origins(root))
+    return blueprint, diagnostics.items

@@ -1,0 +1,349 @@
+"""The typed model of a merged blueprint (`kind: Node`, format `nodekit/v1`).
+
+Field docstrings become the JSON Schema descriptions editors show. Rules
+that need more than one field (addresses inside zones, references,
+cycles...) live in :mod:`nodekit.blueprint.rules`.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from nodekit.blueprint.packages import PACKAGES
+from nodekit.blueprint.source import did_you_mean
+
+API_VERSION = "nodekit/v1"
+NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+PORT_PATTERN = r"^([0-9]{1,5})(-([0-9]{1,5}))?/(tcp|udp)$"
+DNS_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+_NAME = re.compile(NAME_PATTERN)
+_PORT = re.compile(PORT_PATTERN)
+_DNS = re.compile(DNS_PATTERN)
+
+
+@functools.cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: lowercase letters, digits and '-', "
+            "starting with a letter, ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
+def _dns(value: str) -> str:
+    if len(value) > 253 or not _DNS.match(value):
+        raise ValueError(f"{value!r} is not a DNS name (lowercase labels joined by '.')")
+    return value
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+def _cidr(value: str) -> str:
+    if "/" not in value:
+        raise ValueError(f"{value!r} is not a network: write ADDRESS/PREFIX, e.g. 10.41.1.0/24")
+    try:
+        return str(ipaddress.IPv4Network(value))
+    except ValueError:
+        pass
+    try:
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 network like 10.41.1.0/24") from None
+    raise ValueError(f"{value!r} has host bits set (did you mean '{network}'?)")
+
+
+def parse_port(value: str) -> tuple[int, int, str]:
+    """`"1883/tcp"` -> `(1883, 1883, "tcp")`; `"8000-8010/udp"` -> `(8000, 8010, "udp")`."""
+    match = _PORT.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not PORT/PROTO (e.g. '1883/tcp' or '8000-8010/udp')")
+    low = int(match.group(1))
+    high = int(match.group(3) or low)
+    for port in (low, high):
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} in {value!r} is outside 1..65535")
+    if high < low:
+        raise ValueError(f"range {value!r} goes down: write LOW-HIGH")
+    return low, high, match.group(4)
+
+
+def _port(value: str) -> str:
+    low, high, _ = parse_port(value)
+    if low != high:
+        raise ValueError(f"{value!r} is a range: give one PORT/PROTO here")
+    return value
+
+
+def _port_range(value: str) -> str:
+    parse_port(value)
+    return value
+
+
+def _timezone(value: str) -> str:
+    if value not in _timezones():
+        hint = did_you_mean(value, _timezones()) or " (e.g. Europe/Paris, America/Chicago, UTC)"
+        raise ValueError(f"{value!r} is not an IANA time zone{hint}")
+    return value
+
+
+def _schema(**extra: Any) -> Any:
+    return Field(json_schema_extra=extra)
+
+
+Name = Annotated[str, AfterValidator(_name), _schema(pattern=NAME_PATTERN)]
+DnsName = Annotated[str, AfterValidator(_dns), _schema(pattern=DNS_PATTERN)]
+IPv4 = Annotated[str, AfterValidator(_ipv4), _schema(format="ipv4")]
+Cidr = Annotated[str, AfterValidator(_cidr), _schema(examples=["10.41.1.0/24"])]
+Port = Annotated[str, AfterValidator(_port), _schema(pattern=r"^[0-9]{1,5}/(tcp|udp)$")]
+PortRange = Annotated[str, AfterValidator(_port_range), _schema(pattern=PORT_PATTERN)]
+Timezone = Annotated[str, AfterValidator(_timezone), _schema(examples=["Europe/Paris"])]
+TcpPort = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class Metadata(Model):
+    name: Name
+    """The node's name: a DNS label, unique among the nodes nodekit manages."""
+    labels: dict[str, str] = {}
+    """Free string labels, used to select nodes (e.g. region, line)."""
+    description: str | None = None
+
+
+class Site(Model):
+    region: Name
+    """Region label, e.g. `eu-west`."""
+    location: str | None = None
+    """Free text, e.g. the plant and building."""
+    timezone: Timezone
+    """IANA time zone of the site, e.g. `Europe/Paris`."""
+    target: Literal["local", "ssh"]
+    """`local`: hosts simulated as containers on this machine; `ssh`: real machines."""
+
+
+class Zone(Model):
+    name: Name
+    cidr: Cidr
+    """IPv4 network of the zone; zones never overlap."""
+    vlan: int | None = Field(default=None, ge=1, le=4094)
+    """802.1Q VLAN id, unique among zones."""
+    purpose: Literal["ot", "it", "dmz", "mgmt"] | None = None
+
+
+class Flow(Model):
+    from_: str = Field(alias="from")
+    """Source zone, or `uplink` for traffic arriving through the uplink."""
+    to: str
+    """Destination zone."""
+    ports: list[PortRange] = Field(min_length=1)
+    """Allowed `PORT/PROTO` or `LOW-HIGH/PROTO` (tcp or udp)."""
+
+
+class Uplink(Model):
+    type: Literal["vpn", "direct", "none"]
+    peer: str | None = None
+    """VPN peer (host name or address); required for type vpn."""
+
+    @model_validator(mode="after")
+    def _peer_for_vpn(self) -> Uplink:
+        if self.type == "vpn" and not self.peer:
+            raise ValueError("an uplink of type vpn needs a peer")
+        return self
+
+
+class Network(Model):
+    domain: DnsName | None = None
+    """DNS suffix of the site's hosts, e.g. `lyon.example.internal`."""
+    zones: list[Zone] = Field(min_length=1)
+    flows: list[Flow] = []
+    """Traffic allowed between zones; everything else between zones is denied."""
+    uplink: Uplink | None = None
+    """The site's link out (MQTT bridging and cloud links go through it)."""
+
+
+class Resources(Model):
+    cpus: int | None = Field(default=None, ge=1, le=1024)
+    memory_mb: int | None = Field(default=None, ge=1, le=16_777_216)
+    disk_gb: int | None = Field(default=None, ge=1, le=1_048_576)
+
+
+class Interface(Model):
+    zone: str
+    """A zone other than the host's own `zone`."""
+    address: IPv4
+
+
+class Ssh(Model):
+    user: str | None = None
+    port: TcpPort = 22
+    host: str | None = None
+    """Address or name to connect to, when not the host's `address`."""
+
+
+class Compute(Model):
+    name: Name
+    role: Literal["edge", "controller", "gateway"]
+    zone: str
+    """The host's primary zone."""
+    address: IPv4
+    """Address in `zone`."""
+    os: str = Field(default="debian-12", pattern=r"^[a-z][a-z0-9.-]*$")
+    resources: Resources | None = None
+    interfaces: list[Interface] = []
+    """Addresses in further zones (a gateway has one in each zone it routes)."""
+    ssh: Ssh | None = None
+    """Connection settings for target ssh."""
+
+
+class Equipment(Model):
+    name: Name
+    kind: Literal["printer", "cnc", "plc", "sensor", "camera", "robot"]
+    model: str | None = None
+    host: str | None = None
+    """The compute host that drives it (required for printer, cnc, camera)."""
+    zone: str | None = None
+    """Zone of the equipment's own address."""
+    address: IPv4 | None = None
+    port: TcpPort | None = None
+    protocol: Literal["moonraker", "octoprint", "opcua", "modbus-tcp", "mqtt", "rtsp"] | None = None
+
+
+class Software(Model):
+    name: Name
+    package: Annotated[str, _schema(enum=sorted(PACKAGES))]
+    """A service type nodekit ships (`nodekit packages` lists them)."""
+    host: str
+    """The compute host it runs on."""
+    version: str | None = None
+    """Version pin of the package (Debian version string)."""
+    ports: list[Port] | None = None
+    """Ports it listens on; when absent, the package's default ports."""
+    settings: dict[str, Any] = {}
+    """Package settings, checked by the package (`nodekit packages`)."""
+    depends_on: list[str] = []
+    """Software names that must be running first."""
+
+
+class CloudArchive(Model):
+    bucket_prefix: str = Field(default="nodekit-telemetry", pattern=r"^[a-z0-9][a-z0-9-]{2,40}$")
+    """The telemetry bucket is named `<bucket_prefix>-<node name>`."""
+    retention_days: int = Field(default=365, ge=1, le=36500)
+    """Objects older than this are deleted."""
+
+
+class CloudIot(Model):
+    enabled: bool = True
+    """Register each gateway host as an IoT thing."""
+
+
+class CloudDns(Model):
+    zone: DnsName | None = None
+    """Private hosted zone for the hosts' records; defaults to `network.domain`."""
+
+
+class Cloud(Model):
+    provider: Literal["aws"]
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+    """Cloud region, e.g. `eu-west-3`."""
+    archive: CloudArchive = CloudArchive()
+    iot: CloudIot = CloudIot()
+    dns: CloudDns = CloudDns()
+
+
+class Check(Model):
+    name: Name
+    host: str
+    service: str | None = None
+    """A systemd unit that must be running and enabled."""
+    port: Port | None = None
+    """`PORT/PROTO` that must be listening."""
+    package: str | None = None
+    """A Debian package that must be installed."""
+    file: str | None = None
+    """A path that must exist."""
+    contains: str | None = None
+    """Text the file must contain (with `file` only)."""
+    command: str | None = None
+    """A shell command that must exit 0."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Check:
+        kinds = [k for k in CHECK_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            got = ", ".join(kinds) if kinds else "none"
+            raise ValueError(f"a check needs exactly one of {', '.join(CHECK_KINDS)} (got: {got})")
+        if self.contains is not None and self.file is None:
+            raise ValueError("contains goes with file")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in CHECK_KINDS if getattr(self, k) is not None)
+
+
+CHECK_KINDS = ("service", "port", "package", "file", "command")
+
+
+class Node(Model):
+    """A production node: site, network, hosts, equipment, software, cloud and checks."""
+
+    api_version: Literal["nodekit/v1"] = Field(alias="apiVersion")
+    kind: Literal["Node"]
+    metadata: Metadata
+    site: Site
+    network: Network
+    compute: list[Compute] = Field(min_length=1)
+    equipment: list[Equipment] = []
+    software: list[Software] = []
+    cloud: Cloud | None = None
+    checks: list[Check] = []
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def host(self, name: str) -> Compute:
+        """The compute host called `name` (KeyError if none)."""
+        for host in self.compute:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    def zone(self, name: str) -> Zone:
+        """The zone called `name` (KeyError if none)."""
+        for zone in self.network.zones:
+            if zone.name == name:
+                return zone
+        raise KeyError(name)
+
+    def gateways(self) -> list[Compute]:
+        return [host for host in self.compute if host.role == "gateway"]
+
+    def addresses_of(self, host: str | Compute) -> dict[str, str]:
+        """Zone name -> address of a host: its own zone first, then its interfaces."""
+        compute = self.host(host) if isinstance(host, str) else host
+        addresses = {compute.zone: compute.address}
+        for interface in compute.interfaces:
+            addresses.setdefault(interface.zone, interface.address)
+        return addresses
+
+    def software_on(self, host: str) -> list[Software]:
+        return [item for item in self.software if item.host == host]

@@ -1,0 +1,114 @@
+"""The service types nodekit ships: what `software[].package` may name.
+
+Each package is one Ansible role and one verification. Its settings model
+checks `software[].settings` (unknown keys are refused, defaults filled in).
+Settings never hold secrets: user *names* only; passwords come from the
+secrets store at deploy time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ZoneRef:
+    """Marks a settings field whose strings name zones of the blueprint (checked)."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")]
+
+
+class MosquittoSettings(Settings):
+    allow_anonymous: bool = False
+    """Let clients connect without a user name."""
+    users: list[Ident] = []
+    """MQTT user names; each password comes from the secret `<software name>/<user>`."""
+    bridge_topics: list[str] = []
+    """Topics bridged to the cloud broker through the uplink (e.g. `telemetry/#`)."""
+
+
+class PostgresqlSettings(Settings):
+    databases: list[Ident] = []
+    """Databases to create."""
+    users: list[Ident] = []
+    """Database roles; each password comes from the secret `<software name>/<user>`."""
+    allowed_zones: Annotated[list[str], ZoneRef()] = []
+    """Zones whose hosts may connect (pg_hba); empty: the host's own zone only."""
+
+
+class NodeExporterSettings(Settings):
+    pass
+
+
+class PrometheusSettings(Settings):
+    retention_days: int = Field(default=15, ge=1, le=3650)
+    """How long samples are kept."""
+    scrape_interval_s: int = Field(default=15, ge=1, le=3600)
+    """Seconds between scrapes of every node-exporter of the node."""
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """One service type: its Ansible role, Debian packages, systemd unit and ports."""
+
+    name: str
+    role: str
+    apt_packages: tuple[str, ...]
+    service: str
+    default_ports: tuple[str, ...]
+    settings: type[BaseModel]
+    description: str
+
+    @property
+    def settings_keys(self) -> tuple[str, ...]:
+        return tuple(self.settings.model_fields)
+
+
+PACKAGES: dict[str, PackageSpec] = {
+    spec.name: spec
+    for spec in (
+        PackageSpec(
+            name="mosquitto",
+            role="mosquitto",
+            apt_packages=("mosquitto",),
+            service="mosquitto",
+            default_ports=("1883/tcp",),
+            settings=MosquittoSettings,
+            description="MQTT broker for machine telemetry",
+        ),
+        PackageSpec(
+            name="node-exporter",
+            role="node_exporter",
+            apt_packages=("prometheus-node-exporter",),
+            service="prometheus-node-exporter",
+            default_ports=("9100/tcp",),
+            settings=NodeExporterSettings,
+            description="host metrics for Prometheus",
+        ),
+        PackageSpec(
+            name="postgresql",
+            role="postgresql",
+            apt_packages=("postgresql",),
+            service="postgresql",
+            default_ports=("5432/tcp",),
+            settings=PostgresqlSettings,
+            description="PostgreSQL database (historian, MES data)",
+        ),
+        PackageSpec(
+            name="prometheus",
+            role="prometheus",
+            apt_packages=("prometheus",),
+            service="prometheus",
+            default_ports=("9090/tcp",),
+            settings=PrometheusSettings,
+            description="metrics server scraping the node's exporters",
+        ),
+    )
+}

@@ -1,0 +1,330 @@
+"""Semantic rules: what the schema alone cannot say about a merged blueprint.
+
+Each rule reads the typed :class:`Node` and reports through a
+:class:`Report`, by model location. Items left out because of schema errors
+are listed in :class:`Skipped`, so references to them are not reported twice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ValidationError
+
+from nodekit.blueprint.model import Node, Software, parse_port
+from nodekit.blueprint.packages import PACKAGES, MosquittoSettings, PackageSpec, ZoneRef
+from nodekit.blueprint.report import Loc, Report
+from nodekit.blueprint.source import Located, did_you_mean
+
+DOCKER_DEFAULT = ipaddress.IPv4Network("172.17.0.0/16")
+NEEDS_HOST = ("printer", "cnc", "camera")
+
+
+@dataclass
+class Skipped:
+    """Names of items left out of the checked model (they had schema errors)."""
+
+    zones: set[str] = field(default_factory=set)
+    hosts: set[str] = field(default_factory=set)
+    software: set[str] = field(default_factory=set)
+
+
+def check(node: Node, report: Report, skipped: Skipped) -> None:
+    """Run every semantic rule on ``node``."""
+    _zones(node, report)
+    _addresses(node, report, skipped)
+    _hosts(node, report)
+    _equipment(node, report, skipped)
+    _software(node, report, skipped)
+    _dependency_cycles(node, report)
+    _flows(node, report, skipped)
+    _checks(node, report, skipped)
+    _cloud(node, report)
+
+
+def unique_names(root: Located, report: Report, lists: Iterable[tuple[str, ...]]) -> None:
+    """Names are unique in every named list (checked on the raw merged document)."""
+    for path in lists:
+        holder: Located | None = root
+        for key in path:
+            holder = holder.mapping.get(key) if holder and holder.mapping is not None else None
+        if holder is None or holder.items is None:
+            continue
+        first: dict[str, Located] = {}
+        for index, item in enumerate(holder.items):
+            name = item.mapping.get("name") if item.mapping is not None else None
+            if name is None or not isinstance(name.value, str):
+                continue
+            if name.value in first:
+                where = first[name.value].origin
+                report.error(
+                    (*path, index, "name"),
+                    f"duplicate name '{name.value}' (first defined at {where})",
+                )
+            else:
+                first[name.value] = name
+
+
+def _reference(
+    report: Report, loc: Loc, what: str, name: str, known: Iterable[str], *, skipped: set[str]
+) -> bool:
+    """True when ``name`` is known; else reports it (unless it was skipped)."""
+    names = sorted(set(known))
+    if name in names:
+        return True
+    if name not in skipped:
+        listed = ", ".join(names) if names else "none"
+        report.error(loc, f"unknown {what} '{name}'{did_you_mean(name, names)}; known: {listed}")
+    return False
+
+
+def _zones(node: Node, report: Report) -> None:
+    seen: dict[str, ipaddress.IPv4Network] = {}
+    vlans: dict[int, str] = {}
+    for i, zone in enumerate(node.network.zones):
+        network = ipaddress.IPv4Network(zone.cidr)
+        for other, other_network in seen.items():
+            if network.overlaps(other_network):
+                report.error(
+                    ("network", "zones", i, "cidr"),
+                    f"{zone.cidr} overlaps zone '{other}' ({other_network})",
+                )
+        seen.setdefault(zone.name, network)
+        if zone.vlan is not None:
+            if zone.vlan in vlans:
+                report.error(
+                    ("network", "zones", i, "vlan"),
+                    f"vlan {zone.vlan} is already used by zone '{vlans[zone.vlan]}'",
+                )
+            vlans.setdefault(zone.vlan, zone.name)
+        if node.site.target == "local" and network.overlaps(DOCKER_DEFAULT):
+            report.warning(
+                ("network", "zones", i, "cidr"),
+                f"overlaps Docker's default bridge {DOCKER_DEFAULT}: "
+                "the local target may fail to create this zone",
+            )
+
+
+def _addresses(node: Node, report: Report, skipped: Skipped) -> None:
+    """Addresses sit inside their zone, are not its network or broadcast
+    address, and are used once across compute, interfaces and equipment."""
+    networks: dict[str, ipaddress.IPv4Network] = {}
+    for zone in node.network.zones:
+        networks.setdefault(zone.name, ipaddress.IPv4Network(zone.cidr))
+    used: dict[str, str] = {}
+
+    def place(zone_loc: Loc, zone: str | None, address_loc: Loc, address: str) -> None:
+        if address in used:
+            report.error(address_loc, f"{address} is already used by {used[address]}")
+        else:
+            used[address] = report.path(address_loc)
+        if zone is None:
+            report.error(zone_loc, "required with an address: the zone the address is in")
+            return
+        if not _reference(report, zone_loc, "zone", zone, networks, skipped=skipped.zones):
+            return
+        network, ip = networks[zone], ipaddress.IPv4Address(address)
+        if ip not in network:
+            report.error(address_loc, f"{address} is outside zone '{zone}' ({network})")
+        elif network.prefixlen < 31 and ip == network.network_address:
+            report.error(address_loc, f"{address} is the network address of zone '{zone}'")
+        elif network.prefixlen < 31 and ip == network.broadcast_address:
+            report.error(address_loc, f"{address} is the broadcast address of zone '{zone}'")
+
+    for i, host in enumerate(node.compute):
+        place(("compute", i, "zone"), host.zone, ("compute", i, "address"), host.address)
+        zones = {host.zone}
+        for j, interface in enumerate(host.interfaces):
+            loc: Loc = ("compute", i, "interfaces", j)
+            if interface.zone in zones:
+                report.error(
+                    (*loc, "zone"),
+                    f"host '{host.name}' already has an address in zone '{interface.zone}'",
+                )
+            zones.add(interface.zone)
+            place((*loc, "zone"), interface.zone, (*loc, "address"), interface.address)
+    for i, item in enumerate(node.equipment):
+        if item.address is None:
+            if item.port is not None:
+                report.error(("equipment", i, "port"), "a port needs the equipment's own address")
+            continue
+        place(("equipment", i, "zone"), item.zone, ("equipment", i, "address"), item.address)
+
+
+def _hosts(node: Node, report: Report) -> None:
+    target = node.site.target
+    for i, host in enumerate(node.compute):
+        zones = node.addresses_of(host)
+        if host.role == "gateway" and len(zones) < 2:
+            report.warning(
+                ("compute", i, "role"),
+                f"a gateway routes between zones, but '{host.name}' has an address in "
+                f"'{host.zone}' only: add interfaces in the zones it routes",
+            )
+        if host.ssh is not None and target != "ssh":
+            report.warning(
+                ("compute", i, "ssh"), f"only used with site.target ssh (target is {target})"
+            )
+        if target == "local" and host.os != "debian-12":
+            report.warning(
+                ("compute", i, "os"), "the local target runs debian-12 containers whatever the os"
+            )
+
+
+def _equipment(node: Node, report: Report, skipped: Skipped) -> None:
+    hosts = [host.name for host in node.compute]
+    for i, item in enumerate(node.equipment):
+        if item.host is not None:
+            loc: Loc = ("equipment", i, "host")
+            _reference(report, loc, "host", item.host, hosts, skipped=skipped.hosts)
+        elif item.kind in NEEDS_HOST:
+            report.error(
+                ("equipment", i, "host"),
+                f"required for a {item.kind}: the compute host that drives it",
+            )
+
+
+def _software(node: Node, report: Report, skipped: Skipped) -> None:
+    hosts = [host.name for host in node.compute]
+    names = [item.name for item in node.software]
+    taken: dict[str, list[tuple[int, int, str, str]]] = {}
+    for i, item in enumerate(node.software):
+        spec = PACKAGES.get(item.package)
+        if spec is None:
+            known = ", ".join(sorted(PACKAGES))
+            report.error(
+                ("software", i, "package"),
+                f"unknown package '{item.package}'{did_you_mean(item.package, PACKAGES)}; "
+                f"known: {known}",
+            )
+        else:
+            _settings(node, report, skipped, index=i, item=item, spec=spec)
+        _reference(report, ("software", i, "host"), "host", item.host, hosts, skipped=skipped.hosts)
+        for j, dependency in enumerate(item.depends_on):
+            loc: Loc = ("software", i, "depends_on", j)
+            _reference(report, loc, "software", dependency, names, skipped=skipped.software)
+        ports: list[tuple[Loc, str]]
+        if item.ports is not None:
+            ports = [(("software", i, "ports", j), port) for j, port in enumerate(item.ports)]
+        else:
+            defaults = spec.default_ports if spec else ()
+            ports = [(("software", i, "package"), port) for port in defaults]
+        on_host = taken.setdefault(item.host, [])
+        for port_loc, port in ports:
+            low, high, proto = parse_port(port)
+            clash = next(
+                (o for o in on_host if o[2] == proto and low <= o[1] and o[0] <= high), None
+            )
+            if clash:
+                what = "port" if item.ports is not None else "default port"
+                report.error(
+                    port_loc,
+                    f"{what} {port} on host '{item.host}' is already used by {clash[3]}",
+                )
+            on_host.append((low, high, proto, f"software[{item.name}]"))
+
+
+def _settings(
+    node: Node, report: Report, skipped: Skipped, *, index: int, item: Software, spec: PackageSpec
+) -> None:
+    loc: Loc = ("software", index, "settings")
+    try:
+        settings: BaseModel = spec.settings.model_validate(item.settings)
+    except ValidationError as error:
+        report.schema_errors(error, spec.settings, loc)
+        return
+    zones = [zone.name for zone in node.network.zones]
+    for name, info in spec.settings.model_fields.items():
+        if any(isinstance(mark, ZoneRef) for mark in info.metadata):
+            for j, zone in enumerate(getattr(settings, name)):
+                _reference(report, (*loc, name, j), "zone", zone, zones, skipped=skipped.zones)
+    uplink = node.network.uplink
+    bridged = isinstance(settings, MosquittoSettings) and settings.bridge_topics
+    if bridged and (uplink is None or uplink.type == "none"):
+        report.warning(
+            (*loc, "bridge_topics"),
+            "MQTT bridging goes through the uplink, but network.uplink is not set",
+        )
+
+
+def _dependency_cycles(node: Node, report: Report) -> None:
+    graph: dict[str, list[str]] = {}
+    index: dict[str, int] = {}
+    for i, item in enumerate(node.software):
+        graph.setdefault(item.name, list(item.depends_on))
+        index.setdefault(item.name, i)
+    state: dict[str, str] = {}  # "open" while on the path, then "done"
+    for start, first in graph.items():
+        if start in state:
+            continue
+        path, pending = [start], [iter(first)]
+        state[start] = "open"
+        while pending:
+            dependency = next(pending[-1], None)
+            if dependency is None:
+                state[path.pop()] = "done"
+                pending.pop()
+            elif dependency not in graph:
+                continue
+            elif state.get(dependency) == "open":
+                cycle = [*path[path.index(dependency) :], dependency]
+                report.error(
+                    ("software", index[dependency], "depends_on"),
+                    "dependency cycle: " + " -> ".join(cycle),
+                )
+            elif dependency not in state:
+                state[dependency] = "open"
+                path.append(dependency)
+                pending.append(iter(graph[dependency]))
+
+
+def _flows(node: Node, report: Report, skipped: Skipped) -> None:
+    zones = [zone.name for zone in node.network.zones]
+    gateways = [set(node.addresses_of(host)) for host in node.gateways()]
+    uplink = node.network.uplink
+    for i, flow in enumerate(node.network.flows):
+        loc: Loc = ("network", "flows", i)
+        source = flow.from_ == "uplink" or _reference(
+            report, (*loc, "from"), "zone", flow.from_, zones, skipped=skipped.zones
+        )
+        target = _reference(report, (*loc, "to"), "zone", flow.to, zones, skipped=skipped.zones)
+        if flow.from_ == "uplink" and (uplink is None or uplink.type == "none"):
+            report.warning((*loc, "from"), "traffic from the uplink, but the network has no uplink")
+        if not (source and target):
+            continue
+        if flow.from_ == flow.to:
+            report.warning(loc, f"traffic within zone '{flow.to}' is always allowed: no effect")
+        elif flow.from_ == "uplink":
+            if not any(flow.to in own for own in gateways):
+                report.warning(
+                    loc,
+                    f"no gateway has an address in '{flow.to}' to carry this flow "
+                    "(the site's own firewall may)",
+                )
+        elif not any({flow.from_, flow.to} <= own for own in gateways):
+            report.warning(
+                loc,
+                f"no gateway has addresses in both '{flow.from_}' and '{flow.to}' to carry "
+                "this flow (the site's own firewall may)",
+            )
+
+
+def _checks(node: Node, report: Report, skipped: Skipped) -> None:
+    hosts = [host.name for host in node.compute]
+    for i, item in enumerate(node.checks):
+        _reference(report, ("checks", i, "host"), "host", item.host, hosts, skipped=skipped.hosts)
+
+
+def _cloud(node: Node, report: Report) -> None:
+    cloud = node.cloud
+    if cloud is None:
+        return
+    if cloud.dns.zone is None and node.network.domain is None:
+        report.error(
+            ("cloud", "dns", "zone"),
+            "required when network.domain is not set (the zone of the hosts' DNS records)",
+        )
+    if cloud.iot.enabled and not node.gateways():
+        report.warning(("cloud", "iot", "enabled"), "no gateway host to register with IoT")

@@ -1,0 +1,353 @@
+"""YAML in, located values out: every value knows the file, line and column that set it.
+
+PyYAML's composer gives a node graph with marks; we build our own tree from
+it (never PyYAML's constructors for collections) so that duplicate keys,
+non-string keys, recursive aliases and alias bombs become diagnostics, not
+surprises. Scalars are typed by the SafeLoader's resolver (YAML 1.1).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from nodekit.errors import Diagnostic, Severity
+
+MAX_VALUES = 100_000  # values in one file after alias expansion (alias bombs stop here)
+_MAP_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:set"}
+_SEQ_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs"}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True, order=True)
+class Origin:
+    """Where a value was set: 1-based line and column in a file."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Located:
+    """A value with its origin. Mappings hold ``dict[str, Located]``, lists ``list[Located]``."""
+
+    value: Any
+    origin: Origin
+    key_origin: Origin | None = None  # where the key of this value is, inside a mapping
+
+    @property
+    def mapping(self) -> dict[str, Located] | None:
+        return self.value if isinstance(self.value, dict) else None
+
+    @property
+    def items(self) -> list[Located] | None:
+        return self.value if isinstance(self.value, list) else None
+
+    def plain(self) -> Any:
+        """The value without origins: plain dicts, lists and scalars."""
+        if isinstance(self.value, dict):
+            return {k: v.plain() for k, v in self.value.items()}
+        if isinstance(self.value, list):
+            return [v.plain() for v in self.value]
+        return self.value
+
+
+@dataclass
+class Diagnostics:
+    """Collects located problems; never stops at the first one."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, severity: Severity, origin: Origin, path: str, message: str) -> None:
+        path, message = _printable(path), _printable(message)
+        text = f"{path}: {message}" if path else message
+        self.items.append(Diagnostic(origin.file, origin.line, origin.column, severity, text, path))
+
+    def error(self, origin: Origin, path: str, message: str) -> None:
+        self.add("error", origin, path, message)
+
+    def warning(self, origin: Origin, path: str, message: str) -> None:
+        self.add("warning", origin, path, message)
+
+    @property
+    def failed(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+
+def _printable(text: str) -> str:
+    """One line, whatever keys and values the input held: control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a choice is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def show(value: object) -> str:
+    """A short description of a value for messages."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- key paths ---------------------------------------------------------------
+
+_KEY = re.compile(r"[^.\[\]]+")
+
+
+def item_label(item: object, index: int) -> str:
+    """``[name]`` for an item with a string name, else ``[index]``."""
+    if isinstance(item, dict):
+        name = item.get("name")
+        if isinstance(name, Located):
+            name = name.value
+        if isinstance(name, str) and name:
+            return f"[{name}]"
+    return f"[{index}]"
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def parse_path(path: str) -> list[tuple[str, bool]] | None:
+    """``compute[edge-01].address`` -> ``[("compute", False), ("edge-01", True), ...]``."""
+    parts: list[tuple[str, bool]] = []
+    pos = 0
+    while pos < len(path):
+        if path[pos] == "[":
+            end = path.find("]", pos)
+            if end < 0:
+                return None
+            parts.append((path[pos + 1 : end], True))
+            pos = end + 1
+            continue
+        if parts:
+            if path[pos] != ".":
+                return None
+            pos += 1
+        match = _KEY.match(path, pos)
+        if not match:
+            return None
+        parts.append((match.group(), False))
+        pos = match.end()
+    return parts or None
+
+
+def walk(data: Any, path: str) -> tuple[Any, str] | None:
+    """Follow a key path in plain data: ``(value, canonical path)`` or None."""
+    parts = parse_path(path)
+    if parts is None:
+        return None
+    current, canonical = data, ""
+    for key, is_item in parts:
+        if is_item and isinstance(current, list):
+            named = [i for i, v in enumerate(current) if item_label(v, i) == f"[{key}]"]
+            if named:
+                index = named[0]
+            elif key.isdigit() and int(key) < len(current):
+                index = int(key)
+            else:
+                return None
+            canonical += item_label(current[index], index)
+            current = current[index]
+        elif not is_item and isinstance(current, dict) and key in current:
+            canonical = join(canonical, key)
+            current = current[key]
+        else:
+            return None
+    return current, canonical
+
+
+def paths(data: Any, prefix: str = "") -> Iterator[str]:
+    """Every key path in plain data, depth first."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = join(prefix, key)
+            yield path
+            yield from paths(value, path)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            path = prefix + item_label(value, index)
+            yield path
+            yield from paths(value, path)
+
+
+def origins(root: Located, prefix: str = "") -> dict[str, Origin]:
+    """Key path -> origin of every value in a located tree."""
+    found: dict[str, Origin] = {}
+    children: Iterable[tuple[str, Located]] = ()
+    if root.mapping is not None:
+        children = ((join(prefix, k), v) for k, v in root.mapping.items())
+    elif root.items is not None:
+        items = root.items
+        children = ((prefix + item_label(v.value, i), v) for i, v in enumerate(items))
+    for path, child in children:
+        found.setdefault(path, child.origin)
+        for sub, origin in origins(child, path).items():
+            found.setdefault(sub, origin)
+    return found
+
+
+# -- reading -------------------------------------------------------------------
+
+
+class _Problem(Exception):
+    def __init__(self, origin: Origin, message: str) -> None:
+        super().__init__(message)
+        self.origin = origin
+        self.message = message
+
+
+class _Builder:
+    """Turns one composed YAML node graph into a :class:`Located` tree."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str, diagnostics: Diagnostics) -> None:
+        self.loader = loader
+        self.file = file
+        self.diagnostics = diagnostics
+        self.count = 0
+        self.active: set[int] = set()
+
+    def origin(self, node: yaml.Node) -> Origin:
+        mark = node.start_mark
+        return Origin(self.file, mark.line + 1, mark.column + 1)
+
+    def build(self, node: yaml.Node, key_origin: Origin | None = None) -> Located:
+        origin = self.origin(node)
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _Problem(origin, f"too many values (more than {MAX_VALUES} after aliases)")
+        if id(node) in self.active:
+            raise _Problem(origin, "an alias refers to the value that contains it")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                value: Any = self.mapping(node)
+            elif isinstance(node, yaml.SequenceNode):
+                self.check_tag(node, _SEQ_TAGS)
+                value = [self.build(child) for child in node.value]
+            else:
+                value = self.scalar(node)
+        finally:
+            self.active.discard(id(node))
+        return Located(value, origin, key_origin)
+
+    def check_tag(self, node: yaml.Node, allowed: set[str]) -> None:
+        if node.tag not in allowed:
+            self.diagnostics.error(self.origin(node), "", f"unsupported YAML tag {node.tag}")
+
+    def scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error)
+            self.diagnostics.error(self.origin(node), "", f"cannot read value: {problem}")
+        except (ValueError, OverflowError):
+            pass  # e.g. a date like 2024-13-45 or a 5000-digit int: keep the text
+        return node.value
+
+    def mapping(self, node: yaml.MappingNode) -> dict[str, Located]:
+        self.check_tag(node, _MAP_TAGS)
+        result: dict[str, Located] = {}
+        merges: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            key_origin = self.origin(key_node)
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.diagnostics.error(key_origin, "", "a key must be a plain string")
+                continue
+            key = self.scalar(key_node)
+            if not isinstance(key, str):
+                self.diagnostics.error(
+                    key_origin,
+                    "",
+                    f"key {key_node.value} is read as {type(key).__name__}, not text: "
+                    f"quote it ('{key_node.value}')",
+                )
+                continue
+            if key in result:
+                first = result[key].key_origin or result[key].origin
+                self.diagnostics.error(
+                    key_origin, "", f"duplicate key '{key}' (first at line {first.line})"
+                )
+                continue
+            result[key] = self.build(value_node, key_origin)
+        for merge in merges:
+            sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise _Problem(self.origin(source), "a merge key (<<) needs a mapping")
+                for key, value in self.mapping(source).items():
+                    result.setdefault(key, value)
+        return result
+
+
+def _location(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+
+def parse(raw: bytes, file: str, diagnostics: Diagnostics) -> Located | None:
+    """One YAML document as a located tree; None (with diagnostics) when unreadable."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        byte = raw[error.start]
+        diagnostics.error(Origin(file, line, column), "", f"not UTF-8 text (byte 0x{byte:02x})")
+        return None
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            diagnostics.error(
+                Origin(file, 1, 1), "", "empty file: expected a blueprint (apiVersion, kind, ...)"
+            )
+            return None
+        return _Builder(loader, file, diagnostics).build(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = Origin(file, mark.line + 1, mark.column + 1) if mark else Origin(file, 1, 1)
+        context = error.context or ""
+        if context and error.context_mark and error.context_mark is not mark:
+            context += f" (line {error.context_mark.line + 1})"
+        problem = " ".join(p for p in (context, error.problem) if p)
+        diagnostics.error(where, "", f"YAML syntax: {problem or error}")
+    except yaml.reader.ReaderError as error:
+        line, column = _location(text, error.position)
+        diagnostics.error(
+            Origin(file, line, column),
+            "",
+            f"YAML syntax: unacceptable character {chr(error.character)!r}",
+        )
+    except yaml.YAMLError as error:
+        diagnostics.error(Origin(file, 1, 1), "", f"YAML syntax: {error}")
+    except _Problem as problem:
+        diagnostics.error(problem.origin, "", problem.message)
+    except RecursionError:
+        diagnostics.error(Origin(file, 1, 1), "", "values nested too deeply")
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return None
