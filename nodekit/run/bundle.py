@@ -1,0 +1,510 @@
+"""Site bundles: a local apt repository with everything the node's roles install.
+
+Nodes never reach a Debian mirror. Every package a role installs (and every
+dependency the node image lacks) comes from a *bundle*: a folder of ``.deb``
+files plus a flat apt index. :func:`build_bundle` makes one on this machine:
+
+1. the node image's ``/var/lib/dpkg/status`` is copied out of a stopped
+   container (cached per image id under ``<cache>/dpkg-status/``), so apt
+   resolves dependencies against what the image already has;
+2. this host's ``apt-get`` (Debian 12 as the image, same mirror) resolves the
+   packages against that status file, in a private apt state folder (no lock
+   or ``extended_states`` of the host's own apt is touched), and downloads the
+   missing ``.deb`` files into the shared cache ``<cache>/debs/`` — a second
+   bundle of the same packages downloads nothing;
+3. exactly the resolved ``.deb`` files are hard-linked (or copied) into the
+   bundle folder, indexed with ``dpkg-scanpackages`` into ``Packages`` and
+   ``Packages.gz``, and described in ``nodekit-bundle.json``. Everything is
+   sorted and timestamp-free: the same input gives the same bytes.
+
+A node uses the bundle through one apt line (the ``base`` role writes it to
+``/etc/apt/sources.list.d/nodekit.list``)::
+
+    deb [trusted=yes] file:/srv/nodekit/bundle ./
+
+On the local target the bundle folder is mounted read-only at
+``/srv/nodekit/bundle`` in every node container; a real site copies the same
+folder to that path on its hosts (or serves it to them), nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import yaml
+
+from nodekit.errors import DockerError, InputError, OperationError, ToolchainError
+from nodekit.toolchain import cache_dir
+
+EventFn = Callable[[str], None]
+
+#: Where the Ansible roles live in a checkout; each role names its packages
+#: in ``defaults/main.yml`` as ``<role>_apt_packages``.
+ROLES_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
+#: The apt line a node uses to read the bundle (mounted or copied there).
+NODE_BUNDLE_PATH = "/srv/nodekit/bundle"
+APT_SOURCE_LINE = f"deb [trusted=yes] file:{NODE_BUNDLE_PATH} ./"
+MANIFEST = "nodekit-bundle.json"
+INDEX_FILES = ("Packages", "Packages.gz")
+FORMAT = 1
+SETUP = "make setup"
+APT_LISTS = Path("/var/lib/apt/lists")
+
+# Debian policy 5.6.1: lower case letters, digits, + - . ; at least 2 chars.
+_PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+# `apt-get -s` lines: "Inst NAME [OLD] (VERSION ORIGIN [ARCH])".
+_INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) .*\[([^\]]+)\]\)")
+_UNKNOWN = (
+    re.compile(r"^E: Unable to locate package (\S+)"),
+    re.compile(r"^E: Package '([^']+)' has no installation candidate"),
+    re.compile(r"^E: Couldn't find any package by (?:glob|regex) '([^']+)'"),
+)
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    """What :func:`build_bundle` produced."""
+
+    path: Path
+    packages: tuple[str, ...]  # the .deb file names in the bundle, sorted
+    bytes: int  # size of the bundle folder: .debs and index
+    seconds: float
+    reused: bool  # True when ``path`` already held this bundle
+
+
+@dataclass(frozen=True)
+class ResolvedDeb:
+    """One package apt chose to install on the node image."""
+
+    name: str
+    version: str
+    arch: str
+
+    @property
+    def filename(self) -> str:
+        # apt's own archive name: an epoch's colon is URL-encoded.
+        return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
+
+
+def build_bundle(
+    packages: Sequence[str],
+    dest: Path,
+    *,
+    image: str,
+    on_event: EventFn | None = None,
+) -> BundleResult:
+    """Build (or reuse) the bundle of ``packages`` for node ``image`` in ``dest``.
+
+    Raises :class:`InputError` for a malformed or unknown package name,
+    :class:`ToolchainError` when apt or dpkg-dev is missing, :class:`DockerError`
+    when the image cannot be read, :class:`OperationError` when apt fails.
+    """
+    say = on_event or (lambda _message: None)
+    started = time.monotonic()
+    requested = _check_names(packages)
+    scanner = shutil.which("dpkg-scanpackages")
+    if scanner is None:
+        raise ToolchainError(
+            "dpkg-scanpackages is missing (Debian package dpkg-dev)",
+            part="dpkg-dev",
+            fix=f"{SETUP} (installs dpkg-dev)",
+        )
+    if shutil.which("apt-get") is None:
+        raise ToolchainError(
+            "apt-get is missing: bundles are built with a Debian host's apt",
+            part="apt",
+            fix="build bundles on a Debian 12 machine",
+        )
+    dest = Path(dest)
+    image_id = _image_id(image)
+    reused = _reusable(dest, image_id, requested)
+    if reused is not None:
+        say(f"bundle: {dest} is up to date ({len(reused)} packages)")
+        return BundleResult(
+            dest, reused, _folder_bytes(dest), time.monotonic() - started, reused=True
+        )
+
+    debs = cache_dir() / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    with _locked(cache_dir() / "bundle.lock"):
+        status = _dpkg_status(image, image_id, say)
+        _ensure_apt_lists(say)
+        with tempfile.TemporaryDirectory(prefix="nodekit-apt-") as state:
+            options = _apt_options(status, Path(state), debs)
+            resolved = _resolve(options, requested)
+            missing = [d for d in resolved if not (debs / d.filename).is_file()]
+            if missing:
+                say(f"bundle: downloading {len(missing)} of {len(resolved)} packages")
+                _apt(
+                    [*options, "--download-only", "install", "-y", "--no-install-recommends"],
+                    requested,
+                )
+            else:
+                say(f"bundle: all {len(resolved)} packages are in the cache")
+        names = tuple(sorted(d.filename for d in resolved))
+        absent = [n for n in names if not (debs / n).is_file()]
+        if absent:
+            raise OperationError(
+                "apt-get did not leave these packages in the cache: " + ", ".join(absent),
+                part="apt",
+            )
+        _populate(dest, debs, names)
+        _write_index(dest, scanner)
+        _write_manifest(dest, image_id, requested, names)
+    size = _folder_bytes(dest)
+    say(f"bundle: {dest} ready: {len(names)} packages, {size / 1e6:.1f} MB")
+    return BundleResult(dest, names, size, time.monotonic() - started, reused=False)
+
+
+def role_apt_packages(roles: Iterable[str], roles_dir: Path = ROLES_DIR) -> list[str]:
+    """The sorted union of the Debian packages the given roles install.
+
+    Each role's ``defaults/main.yml`` names them under ``<role>_apt_packages``,
+    the single source of truth the role itself installs from.
+    """
+    union: set[str] = set()
+    for role in roles:
+        defaults = Path(roles_dir) / role / "defaults" / "main.yml"
+        if not defaults.is_file():
+            raise InputError(
+                f"unknown role {role!r}: {defaults} does not exist", role=role, path=str(defaults)
+            )
+        try:
+            data = yaml.safe_load(defaults.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{defaults}: not valid YAML: {exc}", role=role) from None
+        key = f"{role}_apt_packages"
+        value = data.get(key, []) if isinstance(data, dict) else None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InputError(f"{defaults}: {key} must be a list of package names", role=role)
+        union.update(value)
+    return sorted(union)
+
+
+# --- the parts ---------------------------------------------------------------
+
+
+def _check_names(packages: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(packages, str):
+        raise InputError("packages must be a list of names, not one string")
+    bad = sorted({p for p in packages if not _PACKAGE_NAME.match(p)})
+    if bad:
+        raise InputError("not a Debian package name: " + ", ".join(map(repr, bad)), packages=bad)
+    if not packages:
+        raise InputError("a bundle needs at least one package")
+    return tuple(sorted(set(packages)))
+
+
+def _image_id(image: str) -> str:
+    try:
+        client = docker.from_env()
+        try:
+            return str(client.images.get(image).id)
+        finally:
+            client.close()
+    except docker.errors.ImageNotFound:
+        raise DockerError(
+            f"node image {image} is not built", image=image, fix=f"{SETUP} (builds it)"
+        ) from None
+    except docker.errors.DockerException as exc:
+        raise DockerError(f"cannot inspect node image {image}: {exc}", image=image) from None
+
+
+def _dpkg_status(image: str, image_id: str, say: EventFn) -> Path:
+    """The image's dpkg status file, extracted once per image id."""
+    target = cache_dir() / "dpkg-status" / image_id.removeprefix("sha256:") / "status"
+    if target.is_file():
+        return target
+    say(f"bundle: reading the package list of {image}")
+    try:
+        client = docker.from_env()
+        container = client.containers.create(image_id, command=["/bin/true"])
+        try:
+            stream, _stat = container.get_archive("/var/lib/dpkg/status")
+            raw = b"".join(stream)
+        finally:
+            container.remove(force=True)
+            client.close()
+    except docker.errors.DockerException as exc:
+        raise DockerError(f"cannot read /var/lib/dpkg/status of {image}: {exc}") from None
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        member = tar.extractfile("status")
+        if member is None:
+            raise DockerError(f"{image} has no /var/lib/dpkg/status", image=image)
+        content = member.read()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(target, content)
+    return target
+
+
+def _ensure_apt_lists(say: EventFn) -> None:
+    if any(APT_LISTS.glob("*_Packages*")):
+        return
+    say("bundle: this host has no apt lists; running apt-get update")
+    proc = subprocess.run(
+        ["apt-get", "-q", "update"], capture_output=True, text=True, env=_apt_env(), check=False
+    )
+    if proc.returncode != 0:
+        raise ToolchainError(
+            "apt-get update failed: " + _apt_errors(proc.stderr or proc.stdout),
+            part="apt",
+            fix="run `apt-get update` as root (the host's Debian mirror must be reachable)",
+        )
+
+
+def _apt_options(status: Path, state: Path, archives: Path) -> list[str]:
+    """apt-get options that read the node image's status in a private state dir.
+
+    The state dir holds apt's lock and ``extended_states``; the lists stay the
+    host's. Locking is off because ``bundle.lock`` already serialises bundle
+    builds and nothing but nodekit writes the .deb cache.
+    """
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    options = [
+        "-q",
+        "-o",
+        f"Dir::State={state}",
+        "-o",
+        f"Dir::State::Lists={APT_LISTS}",
+        "-o",
+        f"Dir::State::status={status}",
+        "-o",
+        f"Dir::State::extended_states={state / 'extended_states'}",
+        "-o",
+        f"Dir::Cache::archives={archives}",
+        "-o",
+        "Dir::Cache::pkgcache=",
+        "-o",
+        "Dir::Cache::srcpkgcache=",
+        "-o",
+        "Debug::NoLocking=true",
+        "-o",
+        "APT::Install-Recommends=false",
+    ]
+    if os.geteuid() == 0:
+        # The cache sits in root's home, which apt's _apt user cannot enter.
+        options += ["-o", "APT::Sandbox::User=root"]
+    return options
+
+
+def _resolve(options: list[str], requested: tuple[str, ...]) -> list[ResolvedDeb]:
+    proc = _apt([*options, "-s", "install", "-y", "--no-install-recommends"], requested)
+    resolved = {}
+    for line in proc.stdout.splitlines():
+        match = _INST.match(line)
+        if match:
+            deb = ResolvedDeb(*match.groups())
+            resolved[deb.name] = deb
+    return [resolved[name] for name in sorted(resolved)]
+
+
+def _apt(args: list[str], requested: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["apt-get", *args, *requested],
+        capture_output=True,
+        text=True,
+        env=_apt_env(),
+        check=False,
+    )
+    if proc.returncode == 0:
+        return proc
+    raise _classify_apt_failure(proc.stdout + "\n" + proc.stderr)
+
+
+def _classify_apt_failure(output: str) -> OperationError | InputError:
+    """Turn apt-get's output into the right nodekit error (one place for all)."""
+    unknown = sorted(
+        {m.group(1) for line in output.splitlines() for rx in _UNKNOWN if (m := rx.match(line))}
+    )
+    if unknown:
+        return InputError(
+            "unknown Debian package(s) for Debian 12: " + ", ".join(unknown), packages=unknown
+        )
+    if "Unable to correct problems" in output or "unmet dependencies" in output:
+        return OperationError(
+            "apt cannot satisfy the dependencies of the bundle: " + _apt_errors(output),
+            part="apt",
+        )
+    return OperationError("apt-get failed: " + _apt_errors(output), part="apt")
+
+
+def _apt_errors(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.startswith(("E:", "W:"))]
+    return "; ".join(lines) or (output.strip().splitlines() or ["no output"])[-1]
+
+
+def _apt_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
+    return env
+
+
+def _populate(dest: Path, debs: Path, names: tuple[str, ...]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / MANIFEST).unlink(missing_ok=True)  # not a finished bundle until rewritten
+    wanted = set(names)
+    for stale in dest.glob("*.deb"):
+        if stale.name not in wanted:
+            stale.unlink()
+    for name in names:
+        source, target = debs / name, dest / name
+        if target.is_file() and _same_file(source, target):
+            continue
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        target.chmod(0o644)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    sa, sb = a.stat(), b.stat()
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    return sa.st_size == sb.st_size and _sha256(a) == _sha256(b)
+
+
+def _write_index(dest: Path, scanner: str) -> None:
+    proc = subprocess.run(
+        [scanner, "--multiversion", "."],
+        cwd=dest,
+        capture_output=True,
+        env=_apt_env(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ToolchainError(
+            "dpkg-scanpackages failed: " + proc.stderr.decode(errors="replace").strip(),
+            part="dpkg-dev",
+            fix=SETUP,
+        )
+    packages = stable_index(proc.stdout)
+    _write_atomic(dest / "Packages", packages)
+    _write_atomic(dest / "Packages.gz", gzip_stable(packages))
+
+
+def stable_index(raw: bytes) -> bytes:
+    """A Packages index with its stanzas sorted by (Package, Version, Filename)."""
+    stanzas = [s.strip(b"\n") for s in raw.split(b"\n\n") if s.strip()]
+
+    def key(stanza: bytes) -> tuple[bytes, bytes, bytes]:
+        fields = dict(
+            line.split(b": ", 1)
+            for line in stanza.split(b"\n")
+            if b": " in line and not line.startswith(b" ")
+        )
+        return (
+            fields.get(b"Package", b""),
+            fields.get(b"Version", b""),
+            fields.get(b"Filename", b""),
+        )
+
+    return b"".join(s + b"\n\n" for s in sorted(stanzas, key=key))
+
+
+def gzip_stable(data: bytes) -> bytes:
+    """Gzip without a name or timestamp in the header: the same bytes every time."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as gz:
+        gz.write(data)
+    return buffer.getvalue()
+
+
+def manifest_bytes(
+    image_id: str, requested: Sequence[str], debs: dict[str, tuple[str, int]]
+) -> bytes:
+    """The bundle's ``nodekit-bundle.json``: ``debs`` maps file name to (sha256, size)."""
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "image_id": image_id,
+        "requested": sorted(requested),
+        "packages": [
+            {"file": name, "sha256": debs[name][0], "size": debs[name][1]} for name in sorted(debs)
+        ],
+        "apt_source": APT_SOURCE_LINE,
+    }
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _write_manifest(
+    dest: Path, image_id: str, requested: tuple[str, ...], names: tuple[str, ...]
+) -> None:
+    digests = {name: (_sha256(dest / name), (dest / name).stat().st_size) for name in names}
+    _write_atomic(dest / MANIFEST, manifest_bytes(image_id, requested, digests))
+
+
+def _reusable(dest: Path, image_id: str, requested: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The .deb names of the bundle in ``dest`` if it was built from this input."""
+    try:
+        document = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != FORMAT
+        or document.get("image_id") != image_id
+        or document.get("requested") != list(requested)
+    ):
+        return None
+    try:
+        sizes = {str(p["file"]): int(p["size"]) for p in document["packages"]}
+    except (KeyError, TypeError, ValueError):
+        return None
+    present = {p.name: p.stat().st_size for p in dest.glob("*.deb")}
+    if present != sizes or not all((dest / f).is_file() for f in INDEX_FILES):
+        return None
+    return tuple(sorted(sizes))
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,92 @@
+"""The per-node lock and the node's state folder (secrets, run folders)."""
+
+from __future__ import annotations
+
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nodekit.errors import LockTimeout
+from nodekit.run.lock import node_lock
+from nodekit.run.state import NodeState
+
+
+def test_second_holder_waits_then_times_out_naming_the_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with node_lock(lock, node="n1", command="nodekit deploy", timeout_s=1):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    start = time.monotonic()
+    with pytest.raises(LockTimeout) as caught:
+        with node_lock(lock, node="n1", command="nodekit deploy", timeout_s=0.6):
+            pass  # pragma: no cover - must not get here
+    waited = time.monotonic() - start
+    release.set()
+    thread.join()
+    assert 0.5 <= waited < 3
+    message = str(caught.value)
+    assert "node n1 is locked by nodekit deploy (pid" in message
+    assert "--lock-timeout" in message
+
+
+def test_waiting_holder_gets_the_lock_when_released(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    order: list[str] = []
+    held = threading.Event()
+
+    def first() -> None:
+        with node_lock(lock, node="n1", command="a", timeout_s=1):
+            held.set()
+            time.sleep(0.5)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(5)
+    with node_lock(lock, node="n1", command="b", timeout_s=5):
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"]
+
+
+def test_locks_of_different_nodes_do_not_wait(tmp_path: Path) -> None:
+    with node_lock(tmp_path / "a" / "lock", node="a", command="x", timeout_s=0.1):
+        with node_lock(tmp_path / "b" / "lock", node="b", command="x", timeout_s=0.1):
+            pass
+
+
+def test_secrets_file_is_private_grows_and_keeps_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODEKIT_STATE", str(tmp_path))
+    state = NodeState.of("n1")
+    path = state.ensure_secrets(("broker/edge",))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    first = yaml.safe_load(path.read_text())["nodekit_secrets"]
+    state.ensure_secrets(("broker/edge", "db/historian"))
+    second = yaml.safe_load(path.read_text())["nodekit_secrets"]
+    assert second["broker/edge"] == first["broker/edge"]
+    assert len(second["db/historian"]) >= 24
+    assert sorted(state.secret_values()) == sorted(second.values())
+
+
+def test_run_folders_are_unique_and_sortable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODEKIT_STATE", str(tmp_path))
+    state = NodeState.of("n1")
+    a, b = state.new_run("deploy"), state.new_run("deploy")
+    assert a != b and a.is_dir() and b.is_dir()
+    assert a.parent == b.parent == tmp_path / "nodes" / "n1" / "runs"
