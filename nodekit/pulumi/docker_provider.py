@@ -15,6 +15,8 @@ python``), so nothing here may hold a client at import time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import subprocess
 import time
 from typing import Any
 
@@ -49,6 +51,50 @@ def _client() -> docker.DockerClient:
 # --------------------------------------------------------------------------- networks
 
 
+def bridge_name(network: str) -> str:
+    """The Linux bridge of a node network: fixed, so its host rule can be found."""
+    return "nkbr-" + hashlib.sha1(network.encode()).hexdigest()[:10]
+
+
+def _bridge_rule(bridge: str) -> list[str]:
+    # Frames that stay on one zone's bridge (host to host, host to its gateway)
+    # are accepted before Docker's isolation of internal networks drops those
+    # addressed beyond the subnet. Nothing is routed by this machine: frames
+    # entering one bridge and leaving another still meet Docker's drop.
+    return [
+        "DOCKER-USER",
+        "-i",
+        bridge,
+        "-o",
+        bridge,
+        "-j",
+        "ACCEPT",
+        "-m",
+        "comment",
+        "--comment",
+        f"nodekit zone bridge {bridge}",
+    ]
+
+
+def _iptables(action: str, rule: list[str]) -> bool:
+    run = subprocess.run(["iptables", "-w", "5", action, *rule], capture_output=True, check=False)
+    return run.returncode == 0
+
+
+def _bridged(bridge: str) -> bool:
+    return _iptables("-C", _bridge_rule(bridge))
+
+
+def _ensure_bridged(bridge: str) -> None:
+    if not _bridged(bridge) and not _iptables("-I", _bridge_rule(bridge)):
+        raise RuntimeError(f"cannot add the host rule for bridge {bridge} (iptables, as root)")
+
+
+def _unbridge(bridge: str) -> None:
+    while _iptables("-D", _bridge_rule(bridge)):
+        pass
+
+
 def _network_state(net: Any) -> dict[str, Any]:
     attrs = net.attrs
     pools = (attrs.get("IPAM") or {}).get("Config") or [{}]
@@ -59,6 +105,7 @@ def _network_state(net: Any) -> dict[str, Any]:
         "internal": bool(attrs.get("Internal")),
         "labels": dict(attrs.get("Labels") or {}),
         "network_id": attrs["Id"],
+        "bridged": _bridged(bridge_name(attrs["Name"])),
     }
 
 
@@ -78,10 +125,16 @@ class NetworkProvider(ResourceProvider):
                 internal=bool(props.get("internal", True)),
                 ipam=ipam,
                 labels={**props.get("labels", {}), MANAGED_LABEL: "true"},
+                options={"com.docker.network.bridge.name": bridge_name(props["name"])},
                 check_duplicate=True,
             )
         except APIError as error:
             raise RuntimeError(f"network {props['name']}: {error.explanation}") from None
+        try:
+            _ensure_bridged(bridge_name(props["name"]))
+        except RuntimeError:
+            net.remove()
+            raise
         net.reload()
         return CreateResult(net.id, {**props, **_network_state(net), "labels": props["labels"]})
 
@@ -96,11 +149,19 @@ class NetworkProvider(ResourceProvider):
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [k for k in self.REPLACE_KEYS if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+        rebridge = olds.get("bridged") is False  # the host rule vanished (a reboot)
+        return DiffResult(
+            changes=bool(changed) or rebridge, replaces=changed, delete_before_replace=True
+        )
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        _ensure_bridged(bridge_name(news["name"]))
+        return UpdateResult({**olds, **news, "bridged": True})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         with contextlib.suppress(NotFound):
             _client().networks.get(id_).remove()
+        _unbridge(bridge_name(props["name"]))
 
 
 class Network(Resource, module="nodekit", name="Network"):
@@ -132,6 +193,7 @@ class Network(Resource, module="nodekit", name="Network"):
                 "internal": internal,
                 "labels": labels or {},
                 "network_id": None,
+                "bridged": True,
             },
             opts,
         )
@@ -213,8 +275,7 @@ class ContainerProvider(ResourceProvider):
                     container, ipv4_address=extra["address"]
                 )
             if props.get("running", True):
-                container.start()
-                _wait_for_systemd(container)
+                _boot(container)
         except Exception as error:
             # Not recorded in the state when create fails: leave nothing behind.
             container.remove(force=True, v=True)
@@ -261,8 +322,7 @@ class ContainerProvider(ResourceProvider):
         container.reload()
         running = bool(container.attrs["State"]["Running"])
         if news.get("running", True) and not running:
-            container.start()
-            _wait_for_systemd(container)
+            _boot(container)
         elif not news.get("running", True) and running:
             container.stop(timeout=20)
         container.reload()
@@ -284,6 +344,15 @@ def _norm(key: str, value: Any) -> Any:
     if key in ("memory_mb", "cpus"):
         return float(value or 0)
     return value
+
+
+def _boot(container: Any) -> None:
+    """Start a container, wait for systemd, and drop the default route Docker
+    gives it: a node reaches other zones through its gateway, never off this
+    machine."""
+    container.start()
+    _wait_for_systemd(container)
+    container.exec_run(["ip", "route", "del", "default"])
 
 
 def _wait_for_systemd(container: Any, timeout_s: float = 90) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -125,6 +126,22 @@ class _Run:
             self.result.stages.append(StageResult(name, False, seconds, out["changed"], str(error)))
             self.emit(name, "failed", str(error))
             raise
+        except Exception as error:
+            # A bug or an unexpected tool failure: name node and stage, keep the
+            # traceback in the run folder rather than on the operator's screen.
+            trace = self.result.run_dir / "error.log"
+            trace.write_text(traceback.format_exc())
+            failure = StageError(
+                f"unexpected {type(error).__name__}: {error} (traceback in {trace})",
+                node=self.node,
+                stage=name,
+            )
+            seconds = time.monotonic() - start
+            self.result.stages.append(
+                StageResult(name, False, seconds, out["changed"], str(failure))
+            )
+            self.emit(name, "failed", str(failure))
+            raise failure from None
         seconds = time.monotonic() - start
         self.result.stages.append(
             StageResult(name, True, seconds, int(out["changed"]), str(out["detail"]))
@@ -155,9 +172,33 @@ def _scrub(folder: Path, values: list[str]) -> None:
             path.write_bytes(cleaned)
 
 
-def _stack(node: NodePlan, state: NodeState, program: Path) -> PulumiStack:
+def _stack(node: NodePlan, state: NodeState, rendered: Path) -> PulumiStack:
+    """The node's stack, run from its program folder in the state.
+
+    The passphrase provider writes the stack's ``encryptionsalt`` into
+    Pulumi.<stack>.yaml. The program folder keeps it across runs, so the
+    rendered files stay exactly what render wrote.
+    """
+    program = state.root / "program"
+    (program / "pulumi").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(rendered / "blueprint.json", program / "blueprint.json")
+    for source in sorted((rendered / "pulumi").iterdir()):
+        target = program / "pulumi" / source.name
+        content = source.read_bytes()
+        if source.name == f"Pulumi.{node.stack}.yaml" and target.exists():
+            salt = [
+                line
+                for line in target.read_bytes().splitlines(keepends=True)
+                if line.startswith(b"encryptionsalt:")
+            ]
+            content = b"".join(salt) + content
+        if not target.exists() or target.read_bytes() != content:
+            target.write_bytes(content)
     return PulumiStack(
-        program, node.stack, state_dir=state.pulumi, env={"NODEKIT_BUNDLE": str(state.bundle)}
+        program / "pulumi",
+        node.stack,
+        state_dir=state.pulumi,
+        env={"NODEKIT_BUNDLE": str(state.bundle)},
     )
 
 
@@ -221,7 +262,7 @@ def deploy(
                 out["detail"] = f"{len(rendered.files)} files, {rendered.written} written"
             _bundle(run, node)
             with run.stage("infrastructure") as out:
-                stack = _stack(node, state, state.rendered / "pulumi")
+                stack = _stack(node, state, state.rendered)
                 try:
                     up = stack.up(
                         on_output=lambda line: run.emit("infrastructure", "info", line),
@@ -242,6 +283,7 @@ def deploy(
                     run.result.run_dir / "ansible",
                     extra_vars_file=secrets,
                     extra_inventory=layer,
+                    mitogen_target=node.target,
                     on_line=lambda line: run.emit("configure", "info", line),
                 )
                 out["changed"] = result.total_changed
@@ -329,7 +371,7 @@ def inspect(
                 rendered = render(blueprint, rendered_dir)
                 out["detail"] = f"{len(rendered.files)} files"
             with run.stage("infrastructure") as out:
-                stack = _stack(node, state, rendered_dir / "pulumi")
+                stack = _stack(node, state, rendered_dir)
                 try:
                     preview = stack.preview(refresh=operation == "drift")
                 except PulumiFailed as error:
@@ -353,6 +395,7 @@ def inspect(
                         extra_vars_file=secrets,
                         extra_inventory=_outputs_inventory(state, hosts, node),
                         check=True,
+                        mitogen_target=node.target,
                     )
                     out["changed"] = result.total_changed
                     out["detail"] = f"{result.total_changed} tasks would change"
@@ -391,7 +434,7 @@ def destroy(
                     rendered_dir = run.result.run_dir / "rendered"
                     render(blueprint, rendered_dir)
                     try:
-                        result = _stack(node, state, rendered_dir / "pulumi").destroy(remove=True)
+                        result = _stack(node, state, rendered_dir).destroy(remove=True)
                     except PulumiFailed as error:
                         raise StageError(
                             error.detail or str(error), node=node.name, stage="infrastructure"
@@ -401,7 +444,7 @@ def destroy(
                 out["changed"] = removed
                 out["detail"] = f"{removed} resources removed" if removed else "nothing to destroy"
             with run.stage("record") as out:
-                for path in (state.rendered, state.pulumi, state.bundle):
+                for path in (state.rendered, state.pulumi, state.bundle, state.root / "program"):
                     shutil.rmtree(path, ignore_errors=True)
                 for path in (
                     state.secrets_file,
