@@ -12,13 +12,14 @@ TC := nodekit/toolchain
 # Time a step and say so: "setup: <step> <seconds>s".
 timed = TIMEFORMAT="setup: $(1) %Rs"; time
 
-.PHONY: help setup deps host docker image pulumi demo test lint unit integration golden clean
+.PHONY: help setup deps host docker image pulumi demo bench test lint unit integration golden clean
 
 help:
 	@echo "make demo   deploy and verify the example node on the local target"
 	@echo "make test   every test (unit, golden, integration) and lint"
 	@echo "make setup  install the toolchain only (python deps, docker, node image, pulumi)"
 	@echo "make golden regenerate the golden files of the render tests"
+	@echo "make bench  run the benchmarks (render fleet, deploy node)"
 
 setup: deps host docker image pulumi
 
@@ -40,14 +41,25 @@ image: docker host
 pulumi:
 	@$(call timed,pulumi) bash $(TC)/build-pulumi.sh
 
+DEMO ?= blueprints/sites/lyon-additive-01.yaml
+
 demo: setup
 	$(BIN)/nodekit doctor
+	$(BIN)/nodekit validate blueprints/
+	$(BIN)/nodekit deploy $(DEMO) --yes
+	@echo "demo: node deployed and verified; try: .venv/bin/nodekit drift $(DEMO)"
+	@echo "      remove it with: .venv/bin/nodekit destroy $(DEMO) --yes"
+
+bench: setup
+	$(BIN)/python benchmarks/render_fleet.py
+	$(BIN)/python benchmarks/deploy_node.py
 
 lint: deps
-	$(BIN)/ruff check nodekit tests benchmarks
-	$(BIN)/ruff format --check nodekit tests benchmarks
+	$(BIN)/ruff check nodekit tests benchmarks inventories
+	$(BIN)/ruff format --check nodekit tests benchmarks inventories
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline -q playbooks/
 
 unit: deps
 	$(BIN)/pytest -m "not integration"

@@ -115,12 +115,14 @@ def test_lifecycle(
 
     # 3. A fault: a service stopped and a configuration file changed by hand.
     _exec(docker_client, "hist-01", "systemctl", "stop", "mosquitto")
+    # (the hardening drop-in nodekit manages, edited by hand)
     _exec(
         docker_client,
         "edge-01",
-        "sh",
-        "-c",
-        "echo 'PermitRootLogin yes' > /etc/ssh/sshd_config.d/00-local.conf",
+        "sed",
+        "-i",
+        "s/^PermitRootLogin no/PermitRootLogin yes/",
+        "/etc/ssh/sshd_config.d/00-nodekit.conf",
     )
     assert main(["verify", str(path)]) == 1
     report = capsys.readouterr()

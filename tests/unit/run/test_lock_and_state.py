@@ -29,9 +29,11 @@ def test_second_holder_waits_then_times_out_naming_the_holder(tmp_path: Path) ->
     thread.start()
     held.wait(5)
     start = time.monotonic()
-    with pytest.raises(LockTimeout) as caught:
-        with node_lock(lock, node="n1", command="nodekit deploy", timeout_s=0.6):
-            pass  # pragma: no cover - must not get here
+    with (
+        pytest.raises(LockTimeout) as caught,
+        node_lock(lock, node="n1", command="nodekit deploy", timeout_s=0.6),
+    ):
+        pass  # pragma: no cover - must not get here
     waited = time.monotonic() - start
     release.set()
     thread.join()
@@ -62,9 +64,11 @@ def test_waiting_holder_gets_the_lock_when_released(tmp_path: Path) -> None:
 
 
 def test_locks_of_different_nodes_do_not_wait(tmp_path: Path) -> None:
-    with node_lock(tmp_path / "a" / "lock", node="a", command="x", timeout_s=0.1):
-        with node_lock(tmp_path / "b" / "lock", node="b", command="x", timeout_s=0.1):
-            pass
+    with (
+        node_lock(tmp_path / "a" / "lock", node="a", command="x", timeout_s=0.1),
+        node_lock(tmp_path / "b" / "lock", node="b", command="x", timeout_s=0.1),
+    ):
+        pass
 
 
 def test_secrets_file_is_private_grows_and_keeps_values(
