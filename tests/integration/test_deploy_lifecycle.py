@@ -22,6 +22,7 @@ from nodekit.pulumi.docker_provider import NODE_LABEL
 from nodekit.render import PROJECT_ROOT
 from nodekit.run import deploy as runs
 from nodekit.run.deploy import RunOptions
+from nodekit.run.lock import node_lock
 from nodekit.run.state import NodeState
 
 pytestmark = pytest.mark.integration
@@ -109,9 +110,12 @@ def test_lifecycle(
     code, routes = _exec(docker_client, "edge-01", "ip", "route")
     assert code == 0 and "default" not in routes
 
-    # 2. Verify alone passes on the fresh node.
+    # 2. Verify alone passes on the fresh node, and a plan finds nothing to do.
     assert main(["verify", str(path), "--format", "json"]) == 0
     capsys.readouterr()
+    assert main(["plan", str(path), "--format", "json"]) == 0
+    (planned,) = json.loads(capsys.readouterr().out)
+    assert planned["drift"] == []
 
     # 3. A fault: a service stopped and a configuration file changed by hand.
     _exec(docker_client, "hist-01", "systemctl", "stop", "mosquitto")
@@ -146,7 +150,27 @@ def test_lifecycle(
     assert again.ok, again.error
     assert {s.stage: s.changed for s in again.stages} == dict.fromkeys(runs.STAGES, 0)
 
-    # 7. No secret value landed in a run folder or a rendered file.
+    # 7. A second run on the node waits for the lock, then says who holds it.
+    state = NodeState.of(NODE)
+    with node_lock(state.lock_file, node=NODE, command="test holder", timeout_s=1):
+        assert main(["deploy", str(path), "--yes", "--lock-timeout", "1"]) == 1
+    assert "is locked by test holder" in capsys.readouterr().err
+
+    # 8. A failed deployment names host and stage, exits 1, keeps its state,
+    #    and the same deploy continues once the cause is gone.
+    conf = "/etc/mosquitto/conf.d/nodekit.conf"
+    _exec(docker_client, "hist-01", "sh", "-c", f"rm -f {conf} && mkdir {conf}")
+    assert main(["deploy", str(path), "--yes", "--format", "json"]) == 1
+    (failed,) = json.loads(capsys.readouterr().out)
+    assert "hist-01" in failed["error"] and "configure failed" in failed["error"]
+    assert [s["stage"] for s in failed["stages"]][-1] == "configure"
+    assert (state.root / "deployed.json").is_file()
+    _exec(docker_client, "hist-01", "rm", "-rf", conf)
+    resumed = runs.deploy(blueprint, options=options)
+    assert resumed.ok, resumed.error
+    assert {s.stage: s for s in resumed.stages}["infrastructure"].changed == 0
+
+    # 9. No secret value landed in a run folder or a rendered file.
     state = NodeState.of(NODE)
     secrets = state.secret_values()
     assert secrets
@@ -156,7 +180,7 @@ def test_lifecycle(
                 data = file.read_bytes()
                 assert not any(s.encode() in data for s in secrets), file
 
-    # 8. Destroy leaves nothing, and is idempotent.
+    # 10. Destroy leaves nothing, and is idempotent.
     assert main(["destroy", str(path), "--yes"]) == 0
     assert _leftovers(docker_client) == []
     assert not state.pulumi.exists()
