@@ -48,6 +48,7 @@ class Event:
     stage: str
     kind: str  # start | info | done | failed
     message: str = ""
+    at: float = field(default_factory=time.time)  # seconds since the epoch
 
 
 EventFn = Callable[[Event], None]
