@@ -72,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    except Exception as error:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
+    except Exception as error:
+        # Usage errors of the command line parser (typer's click): shown, exit 2.
+        if callable(getattr(error, "show", None)) and hasattr(error, "exit_code"):
             error.show()
             return 2
         raise

@@ -217,7 +217,13 @@ def bundle(
     `deb [trusted=yes] file:/srv/nodekit/bundle ./`."""
     from nodekit.run.site_bundle import make_site_bundle
 
-    (blueprint,) = _load([path])
+    blueprints = _load([path])
+    if len(blueprints) != 1:
+        names = ", ".join(bp.node.metadata.name or "?" for bp in blueprints)
+        raise UsageError(
+            f"bundle takes one Node blueprint; {path} holds {len(blueprints)}: {names}"
+        )
+    (blueprint,) = blueprints
     result = make_site_bundle(blueprint, output, include_image=image, on_line=err.print)
     if format is Format.json:
         emit_json(result.to_dict())
