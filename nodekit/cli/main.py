@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:
         # Usage errors of the command line parser (typer's click): shown, exit 2.
-        if callable(getattr(error, "show", None)) and hasattr(error, "exit_code"):
-            error.show()
+        show = getattr(error, "show", None)
+        if callable(show) and hasattr(error, "exit_code"):
+            show()
             return 2
         raise
     # In non-standalone mode click returns the code of a typer.Exit instead.
