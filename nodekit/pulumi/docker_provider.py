@@ -216,9 +216,20 @@ def _container_state(container: Any) -> dict[str, Any]:
             key=lambda n: n["network"],
         ),
         "memory_mb": int(host.get("Memory") or 0) // (1024 * 1024),
-        "cpus": float(host.get("NanoCpus") or 0) / 1e9,
+        "cpus": _cpus(host),
         "container_id": container.id,
     }
+
+
+CPU_PERIOD = 100_000  # µs; a limit of N cpus is a quota of N periods
+
+
+def _cpus(host: dict[str, Any]) -> float:
+    """The container's CPU limit in cpus, whichever way it was set (0: none)."""
+    if host.get("NanoCpus"):
+        return float(host["NanoCpus"]) / 1e9
+    quota, period = int(host.get("CpuQuota") or 0), int(host.get("CpuPeriod") or 0)
+    return quota / period if quota > 0 and period > 0 else 0.0
 
 
 def _sorted_networks(networks: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -260,7 +271,8 @@ class ContainerProvider(ResourceProvider):
                 stop_signal="SIGRTMIN+3",
                 sysctls=props.get("sysctls") or None,
                 mem_limit=f"{props['memory_mb']}m" if props.get("memory_mb") else None,
-                nano_cpus=int(float(props["cpus"]) * 1e9) if props.get("cpus") else None,
+                cpu_period=CPU_PERIOD if props.get("cpus") else None,
+                cpu_quota=int(float(props["cpus"]) * CPU_PERIOD) if props.get("cpus") else None,
                 labels={**props.get("labels", {}), MANAGED_LABEL: "true"},
                 network=first["network"],
                 networking_config={
@@ -294,6 +306,8 @@ class ContainerProvider(ResourceProvider):
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in self.REPLACE_KEYS if olds.get(k) != news.get(k)]
         updates = [k for k in self.UPDATE_KEYS if _norm(k, olds.get(k)) != _norm(k, news.get(k))]
+        if "memory_mb" in updates and not news.get("memory_mb"):
+            replaces.append("memory_mb")  # Docker cannot lift a memory limit in place
         return DiffResult(
             changes=bool(replaces or updates),
             replaces=replaces,
@@ -308,7 +322,9 @@ class ContainerProvider(ResourceProvider):
             limits["mem_limit"] = f"{news['memory_mb']}m" if news.get("memory_mb") else 0
             limits["memswap_limit"] = -1
         if _norm("cpus", olds.get("cpus")) != _norm("cpus", news.get("cpus")):
-            limits["nano_cpus"] = int(float(news.get("cpus") or 0) * 1e9)
+            cpus = float(news.get("cpus") or 0)
+            limits["cpu_period"] = CPU_PERIOD
+            limits["cpu_quota"] = int(cpus * CPU_PERIOD) if cpus else -1
         if limits:
             container.update(**limits)
         wanted = {n["network"]: n["address"] for n in news["networks"]}

@@ -25,7 +25,7 @@ net = Network("zone", name="nktest-net-{u}", subnet="10.197.{b}.0/24",
               gateway="10.197.{b}.254", labels={{"io.nodekit.node": "smoke-{u}"}})
 host = Container("host", name="nktest-host-{u}", image="{image}", hostname="smoke",
                  networks=[{{"network": net.name, "address": "10.197.{b}.10"}}],
-                 memory_mb=256, labels={{"io.nodekit.node": "smoke-{u}"}})
+                 memory_mb=256, cpus=1, labels={{"io.nodekit.node": "smoke-{u}"}})
 pulumi.export("container_id", host.container_id)
 """
 
@@ -50,7 +50,9 @@ def test_create_refresh_repair_destroy(
         # Nothing changed: a preview plans nothing.
         assert stack.preview().changed == 0
 
-        # Changed by hand: refresh records it and the next preview plans a repair.
+        # Changed by hand (stopped, limits changed): refresh records it and the
+        # next preview plans a repair, which up carries out.
+        container.update(mem_limit="128m", memswap_limit=-1, cpu_quota=50_000)
         container.stop(timeout=5)
         refreshed = stack.refresh()
         assert refreshed.summary.get("update") == 1
@@ -59,6 +61,10 @@ def test_create_refresh_repair_destroy(
         assert repaired.summary.get("update") == 1
         container.reload()
         assert container.attrs["State"]["Running"]
+        host = container.attrs["HostConfig"]
+        assert host["Memory"] == 256 * 1024 * 1024
+        assert host["CpuQuota"] == 100_000 and host["CpuPeriod"] == 100_000
+        assert stack.preview().changed == 0
 
         stack.destroy()
         with pytest.raises(NotFound):
