@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from nodekit.cli.main import app
@@ -30,7 +31,7 @@ def doctor(
             table.add_column(column, overflow="fold")
         for c in checks:
             status = "[green]ok[/]" if c.ok else "[red]MISSING[/]"
-            table.add_row(c.part, status, c.detail, c.fix)
+            table.add_row(c.part, status, escape(c.detail), escape(c.fix))
         out.print(table)
         if not ok:
             err.print("[red]some parts are missing[/]: run the fix shown for each")

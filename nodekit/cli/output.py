@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-# Progress, tables for people and messages go to stderr; data to stdout.
+# Progress and messages go to stderr; results (tables for people, JSON for
+# pipelines) to stdout.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from nodekit.blueprint import load_all
@@ -24,7 +25,7 @@ def render(
     playbook, and testinfra checks.
 
     One node renders into DIR; several (several files, or a folder) into
-    DIR/<node-name>/ each. The output is byte-stable: the same input gives the
+    DIR/NODE-NAME/ each. The output is byte-stable: the same input gives the
     same bytes, and only files whose bytes changed are rewritten.
 
     Example: `nodekit render blueprints/sites/lyon-additive-01.yaml -o out/lyon`
@@ -58,7 +59,9 @@ def render(
     for column in ("node", "dir", "files", "written", "removed"):
         table.add_column(column)
     for r in results:
-        table.add_row(r.node, str(r.out_dir), str(len(r.files)), str(r.written), str(r.removed))
+        table.add_row(
+            r.node, escape(str(r.out_dir)), str(len(r.files)), str(r.written), str(r.removed)
+        )
     out.print(table)
     if all(r.written == 0 and r.removed == 0 for r in results):
         err.print("nothing changed: every rendered file was already up to date")

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from nodekit.blueprint import Blueprint, load_all
@@ -39,14 +40,15 @@ class Progress:
     def __call__(self, event: Event) -> None:
         if event.kind == "info" and not self.verbose:
             return
-        mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]", "info": " "}[event.kind]
-        text = f"{event.node:<24} {event.stage:<14} {mark} {event.message}".rstrip()
+        head = f"{event.node:<24} {event.stage:<14}"
         with self._lock:
             if err.is_terminal:
-                err.print(text, highlight=False)
+                mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]", "info": " "}
+                err.print(f"{escape(head)} {mark[event.kind]} {escape(event.message)}".rstrip())
             else:
-                plain = text.replace("[green]✓[/]", "ok").replace("[red]✗[/]", "FAILED")
-                err.print(plain.replace("…", "start"), markup=False, highlight=False)
+                word = {"start": "start", "done": "ok", "failed": "FAILED", "info": " "}
+                line = f"{head} {word[event.kind]} {event.message}".rstrip()
+                err.print(line, markup=False, highlight=False)
 
 
 def _load(paths: list[Path]) -> list[Blueprint]:
@@ -98,13 +100,16 @@ def _report(results: list[RunResult], format: Format, title: str) -> None:
         for r in results:
             for s in r.stages:
                 status = "[green]ok[/]" if s.ok else "[red]FAILED[/]"
-                table.add_row(r.node, s.stage, status, f"{s.seconds:.1f}", str(s.changed), s.detail)
+                table.add_row(
+                    escape(r.node), s.stage, status, f"{s.seconds:.1f}", str(s.changed),
+                    escape(s.detail),
+                )  # fmt: skip
         out.print(table)
         for r in results:
             for line in r.drift:
                 out.print(f"{r.node}: {line}", markup=False)
             if r.error:
-                err.print(f"[red]error[/]: {r.error}")
+                err.print(f"[red]error[/]: {escape(r.error)}")
                 err.print(f"  run folder: {r.run_dir}", markup=False, highlight=False)
     if any(not r.ok for r in results):
         raise typer.Exit(1)
