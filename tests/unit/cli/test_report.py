@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from nodekit.cli.run import Progress, _report
 from nodekit.cli.output import Format
+from nodekit.cli.run import Progress, _report
 from nodekit.run.deploy import Event, RunResult, StageResult
 
 
