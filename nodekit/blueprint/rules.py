@@ -151,6 +151,35 @@ def _addresses(node: Node, report: Report, skipped: Skipped) -> None:
                 report.error(("equipment", i, "port"), "a port needs the equipment's own address")
             continue
         place(("equipment", i, "zone"), item.zone, ("equipment", i, "address"), item.address)
+    if node.site.target == "local":
+        _bridge_room(node, report, set(used))
+
+
+def highest_free_address(cidr: str, used: set[str]) -> str | None:
+    """The highest usable address of a network that is not in ``used``, if any.
+
+    The local target gives it to this machine's bridge on the zone's network.
+    """
+    network = ipaddress.IPv4Network(cidr)
+    if network.prefixlen >= 31:
+        return None  # no address to spare beside the hosts'
+    low, candidate = int(network.network_address) + 1, int(network.broadcast_address) - 1
+    while candidate >= low:
+        if str(ipaddress.IPv4Address(candidate)) not in used:
+            return str(ipaddress.IPv4Address(candidate))
+        candidate -= 1
+    return None
+
+
+def _bridge_room(node: Node, report: Report, used: set[str]) -> None:
+    """On the local target, each zone needs one address for this machine's bridge."""
+    for i, zone in enumerate(node.network.zones):
+        if highest_free_address(zone.cidr, used) is None:
+            report.error(
+                ("network", "zones", i, "cidr"),
+                f"zone '{zone.name}' ({zone.cidr}) has no free address left: the local "
+                "target needs one for this machine's bridge; use a larger cidr",
+            )
 
 
 def _hosts(node: Node, report: Report) -> None:

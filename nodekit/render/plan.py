@@ -7,11 +7,11 @@ variables. Templates only print it; all decisions are made here.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
 from nodekit.blueprint.packages import PACKAGES
+from nodekit.blueprint.rules import highest_free_address
 
 ROLE_ORDER = ("base", "firewall")  # every host; then one role per package
 BUNDLE_MOUNT = "/srv/nodekit/bundle"
@@ -36,7 +36,7 @@ class ZonePlan:
     name: str
     cidr: str
     network: str  # the Docker network of this zone (local target)
-    bridge: str  # this machine's address on that network: never a host's
+    bridge: str  # this machine's address on that network: never a host's (local target)
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,6 @@ def network_name(node: str, zone: str) -> str:
     return f"nk-{node}-{zone}"
 
 
-def _bridge_address(cidr: str, used: set[str]) -> str:
-    """The highest usable address of the zone that no host or equipment uses."""
-    net = ipaddress.ip_network(cidr)
-    for candidate in reversed(list(net.hosts())[-64:]):
-        if str(candidate) not in used:
-            return str(candidate)
-    raise ValueError(f"zone {cidr} has no free address for this machine's bridge")
-
-
 def _host_addresses(item: dict[str, Any]) -> dict[str, str]:
     addresses = {item["zone"]: item["address"]}
     for iface in item.get("interfaces") or []:
@@ -139,7 +130,10 @@ def plan(data: dict[str, Any]) -> NodePlan:
     used |= {e["address"] for e in data.get("equipment") or [] if e.get("address")}
     zones = tuple(
         ZonePlan(
-            z["name"], z["cidr"], network_name(node, z["name"]), _bridge_address(z["cidr"], used)
+            z["name"],
+            z["cidr"],
+            network_name(node, z["name"]),
+            highest_free_address(z["cidr"], used) or "",  # validated for the local target
         )
         for z in network["zones"]
     )
