@@ -257,6 +257,8 @@ class CloudIot(Model):
 class CloudDns(Model):
     zone: DnsName | None = None
     """Private hosted zone for the hosts' records; defaults to `network.domain`."""
+    vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    """The VPC the private zone is attached to (required: site addresses stay private)."""
 
 
 class Cloud(Model):

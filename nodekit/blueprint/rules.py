@@ -355,5 +355,11 @@ def _cloud(node: Node, report: Report) -> None:
             ("cloud", "dns", "zone"),
             "required when network.domain is not set (the zone of the hosts' DNS records)",
         )
+    if cloud.dns.vpc_id is None:
+        report.error(
+            ("cloud", "dns", "vpc_id"),
+            "required: the hosts' records go into a private hosted zone attached to this "
+            "VPC, so site addresses are never published",
+        )
     if cloud.iot.enabled and not node.gateways():
         report.warning(("cloud", "iot", "enabled"), "no gateway host to register with IoT")

@@ -77,8 +77,9 @@ def cloud_resources(node: NodePlan) -> dict[str, pulumi.Output[Any]]:
     cloud = node.cloud or {}
     tags = {"nodekit-node": node.name, "nodekit-region": node.region}
     archive = cloud.get("archive") or {}
-    prefix = archive.get("bucket_prefix") or f"{node.name}-telemetry"
-    bucket = aws.s3.Bucket(f"{node.name}-archive", bucket_prefix=f"{prefix}-", tags=tags)
+    bucket = aws.s3.Bucket(
+        f"{node.name}-archive", bucket=f"{archive['bucket_prefix']}-{node.name}", tags=tags
+    )
     aws.s3.BucketVersioning(
         f"{node.name}-archive-versioning",
         bucket=bucket.id,
@@ -97,7 +98,7 @@ def cloud_resources(node: NodePlan) -> dict[str, pulumi.Output[Any]]:
         ignore_public_acls=True,
         restrict_public_buckets=True,
     )
-    retention = int(archive.get("retention_days") or 365)
+    retention = int(archive["retention_days"])
     aws.s3.BucketLifecycleConfiguration(
         f"{node.name}-archive-retention",
         bucket=bucket.id,
@@ -114,7 +115,8 @@ def cloud_resources(node: NodePlan) -> dict[str, pulumi.Output[Any]]:
     outputs: dict[str, pulumi.Output[Any]] = {"archive_bucket": bucket.bucket}
 
     things = {}
-    for host in (h for h in node.hosts if h.is_gateway):
+    iot = (cloud.get("iot") or {}).get("enabled", True)
+    for host in (h for h in node.hosts if h.is_gateway and iot):
         thing = aws.iot.Thing(
             f"{node.name}-{host.name}",
             name=f"{node.name}-{host.name}",
@@ -148,7 +150,13 @@ def cloud_resources(node: NodePlan) -> dict[str, pulumi.Output[Any]]:
     dns = cloud.get("dns") or {}
     zone_name = dns.get("zone") or node.domain
     if zone_name:
-        zone = aws.route53.Zone(f"{node.name}-dns", name=zone_name, tags=tags)
+        zone = aws.route53.Zone(
+            f"{node.name}-dns",
+            name=zone_name,
+            vpcs=[{"vpc_id": dns["vpc_id"], "vpc_region": cloud["region"]}],  # private
+            comment=f"nodekit node {node.name}",
+            tags=tags,
+        )
         records = {}
         for host in node.hosts:
             fqdn = f"{host.name}.{node.name}.{zone_name}"

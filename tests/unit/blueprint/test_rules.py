@@ -295,14 +295,18 @@ def test_a_check_needs_exactly_one_kind(ws: Workspace) -> None:
     ]
 
 
-def test_cloud_needs_a_dns_zone_or_a_domain(ws: Workspace) -> None:
+def test_cloud_needs_a_dns_zone_or_a_domain_and_a_vpc(ws: Workspace) -> None:
     text = VALID + "cloud:\n  provider: aws\n  region: us-east-1\n"
     found = ws.check(text)
     assert found == [
+        f"node.yaml:{at(text, 'provider: aws')}: error: cloud.dns.vpc_id: required: the "
+        "hosts' records go into a private hosted zone attached to this VPC, so site "
+        "addresses are never published",
         f"node.yaml:{at(text, 'provider: aws')}: error: cloud.dns.zone: required when "
-        "network.domain is not set (the zone of the hosts' DNS records)"
+        "network.domain is not set (the zone of the hosts' DNS records)",
     ]
-    assert ws.check(text + "  dns: {zone: site.example.internal}\n") == []
+    dns = "  dns: {zone: site.example.internal, vpc_id: vpc-0123456789abcdef0}\n"
+    assert ws.check(text + dns) == []
 
 
 def test_a_value_of_the_wrong_type_says_what_was_expected(ws: Workspace) -> None:

@@ -52,7 +52,7 @@ BASE: dict[str, Any] = {
         "region": "us-east-1",
         "archive": {"bucket_prefix": "austin-telemetry", "retention_days": 90},
         "iot": {"enabled": True},
-        "dns": {"zone": "example.internal"},
+        "dns": {"zone": "example.internal", "vpc_id": "vpc-0a1b2c3d4e5f67890"},
     },
 }
 
@@ -100,7 +100,7 @@ def recorded() -> Recorder:
 
 def test_archive_bucket_is_encrypted_versioned_private_with_retention(recorded: Recorder) -> None:
     (bucket,) = recorded.of_type("aws:s3/bucket:Bucket")
-    assert bucket.inputs["bucketPrefix"] == "austin-telemetry-"
+    assert bucket.inputs["bucket"] == "austin-telemetry-austin-additive-01"
     (versioning,) = recorded.of_type("aws:s3/bucketVersioning:BucketVersioning")
     assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
     (encryption,) = recorded.of_type(
@@ -122,6 +122,20 @@ def test_one_iot_thing_and_policy_per_gateway(recorded: Recorder) -> None:
     (policy,) = recorded.of_type("aws:iot/policy:Policy")
     assert "client/austin-additive-01-gw-01" in policy.inputs["policy"]
     assert "topic/nodekit/austin-additive-01/*" in policy.inputs["policy"]
+
+
+def test_iot_registration_can_be_turned_off() -> None:
+    data = copy.deepcopy(BASE)
+    data["cloud"]["iot"]["enabled"] = False
+    recorded = run_program(data)
+    assert not recorded.of_type("aws:iot/thing:Thing")
+    assert not recorded.of_type("aws:iot/policy:Policy")
+    assert recorded.of_type("aws:s3/bucket:Bucket")
+
+
+def test_dns_zone_is_private_to_the_site_vpc(recorded: Recorder) -> None:
+    (zone,) = recorded.of_type("aws:route53/zone:Zone")
+    assert zone.inputs["vpcs"] == [{"vpcId": "vpc-0a1b2c3d4e5f67890", "vpcRegion": "us-east-1"}]
 
 
 def test_dns_record_per_host(recorded: Recorder) -> None:
