@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +44,20 @@ def _message(result: dict[str, Any]) -> str:
         return "output hidden (no_log)"
     text = str(result.get("msg") or result.get("stderr") or result.get("reason") or "failed")
     return text.strip().splitlines()[0][:300] if text.strip() else "failed"
+
+
+def _drop_recorded_environment(run_dir: Path) -> None:
+    """ansible-runner records the whole process environment (which may hold
+    credentials or the Pulumi passphrase) beside the command it ran; keep the
+    command, drop the environment."""
+    for record in run_dir.glob("artifacts/*/command"):
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            record.unlink(missing_ok=True)
+            continue
+        data.pop("env", None)
+        record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def mitogen_settings(target: str) -> tuple[dict[str, str], list[str]]:
@@ -117,7 +133,7 @@ def run_playbook(
         private_data_dir=str(run_dir),
         project_dir=str(ansible_dir),
         playbook="site.yml",
-        cmdline=" ".join(cmdline),
+        cmdline=shlex.join(cmdline),
         envvars={
             # The venv's ansible-playbook even when nodekit runs without an activated venv.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -130,6 +146,7 @@ def run_playbook(
         quiet=True,
         settings={"suppress_ansible_output": True},
     )
+    _drop_recorded_environment(run_dir)
     stats = runner.stats or {}
     changed = {str(h): int(n) for h, n in (stats.get("changed") or {}).items()}
     ok = runner.status == "successful" and not failures

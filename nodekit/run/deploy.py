@@ -10,6 +10,7 @@ and stage, after the run folder recorded what happened.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -74,6 +75,7 @@ class RunResult:
     error: str | None = None
     drift: list[str] = field(default_factory=list)  # drift/plan: what differs
     failures: list[str] = field(default_factory=list)  # verify: failing checks
+    scrubbed: int = 0  # run-folder files a secret value had to be removed from
 
     @property
     def ok(self) -> bool:
@@ -153,15 +155,27 @@ class _Run:
         self._events.close()
         summary = self.result.run_dir / "summary.json"
         summary.write_text(json.dumps(self.result.to_dict(), indent=2, sort_keys=True) + "\n")
-        _scrub(self.result.run_dir, self.state.secret_values())
+        values = self.state.secret_values()
+        passphrase = self.state.pulumi / "passphrase"
+        if passphrase.exists():
+            values.append(passphrase.read_text().strip())
+        if os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+            values.append(os.environ["PULUMI_CONFIG_PASSPHRASE"])
+        self.result.scrubbed = _scrub(self.result.run_dir, values)
+        if self.result.scrubbed:  # record it: a leak path to close, not to hide
+            summary.write_text(json.dumps(self.result.to_dict(), indent=2, sort_keys=True) + "\n")
         return self.result
 
 
-def _scrub(folder: Path, values: list[str]) -> None:
-    """Belt and braces: no secret value survives in a run folder's files."""
+def _scrub(folder: Path, values: list[str]) -> int:
+    """Belt and braces: no secret value survives in a run folder's files.
+
+    Returns how many files had to be cleaned (0 when nothing leaked).
+    """
     values = [v for v in values if len(v) >= 8]
+    cleaned_files = 0
     if not values:
-        return
+        return 0
     for path in folder.rglob("*"):
         if not path.is_file() or path.stat().st_size > 50_000_000:
             continue
@@ -171,6 +185,8 @@ def _scrub(folder: Path, values: list[str]) -> None:
             cleaned = cleaned.replace(value.encode(), b"********")
         if cleaned != data:
             path.write_bytes(cleaned)
+            cleaned_files += 1
+    return cleaned_files
 
 
 def _stack(node: NodePlan, state: NodeState, rendered: Path) -> PulumiStack:
@@ -211,6 +227,13 @@ def _outputs_inventory(state: NodeState, hosts: dict[str, str], node: NodePlan) 
     }
     path.write_text(yaml.safe_dump(layer, sort_keys=True))
     return path
+
+
+def _fail_pulumi(node: NodePlan, error: PulumiFailed) -> StageError:
+    """The engine's failure as a stage error, naming the host whose resource failed."""
+    detail = error.detail or str(error)
+    host = next((h.name for h in node.hosts if f"{node.name}-{h.name}" in detail), None)
+    return StageError(detail, node=node.name, stage="infrastructure", host=host)
 
 
 def _fail_ansible(node: str, stage: str, result: AnsibleResult) -> StageError:
@@ -270,9 +293,7 @@ def deploy(
                         refresh=True,
                     )
                 except PulumiFailed as error:
-                    raise StageError(
-                        error.detail or str(error), node=node.name, stage="infrastructure"
-                    ) from None
+                    raise _fail_pulumi(node, error) from None
                 out["changed"] = up.changed
                 out["detail"] = ", ".join(f"{op} {n}" for op, n in up.summary.items())
                 hosts = dict(up.outputs.get("hosts") or {})
@@ -376,9 +397,7 @@ def inspect(
                 try:
                     preview = stack.preview(refresh=operation == "drift")
                 except PulumiFailed as error:
-                    raise StageError(
-                        error.detail or str(error), node=node.name, stage="infrastructure"
-                    ) from None
+                    raise _fail_pulumi(node, error) from None
                 out["changed"] = preview.changed
                 changes = {op: n for op, n in preview.summary.items() if op != "same"}
                 out["detail"] = ", ".join(f"{op} {n}" for op, n in changes.items()) or "no change"
@@ -437,9 +456,7 @@ def destroy(
                     try:
                         result = _stack(node, state, rendered_dir).destroy(remove=True)
                     except PulumiFailed as error:
-                        raise StageError(
-                            error.detail or str(error), node=node.name, stage="infrastructure"
-                        ) from None
+                        raise _fail_pulumi(node, error) from None
                     removed = result.summary.get("delete", 0)
                 removed += _remove_leftovers(node.name)
                 out["changed"] = removed

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from nodekit.errors import InputError
+
 
 def state_root() -> Path:
     base = os.environ.get("NODEKIT_STATE") or Path.home() / ".local" / "state" / "nodekit"
@@ -63,12 +65,15 @@ class NodeState:
         """A fresh run folder, named by time and operation (sortable)."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         base = self.root / "runs" / f"{stamp}-{operation}"
-        path, n = base, 1
-        while path.exists():
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        path.mkdir(parents=True)
-        return path
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            try:
+                path.mkdir()  # atomic: two runs started in the same second differ
+            except FileExistsError:
+                continue
+            return path
+        raise OSError(f"cannot create a run folder under {base.parent}")
 
     def ensure_secrets(self, names: tuple[str, ...]) -> Path:
         """Make sure every named secret has a value; new ones are generated.
@@ -77,10 +82,7 @@ class NodeState:
         replaced, so passwords stay what the hosts were given.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        current: dict[str, str] = {}
-        if self.secrets_file.exists():
-            loaded = yaml.safe_load(self.secrets_file.read_text()) or {}
-            current = dict(loaded.get("nodekit_secrets") or {})
+        current = self._read_secrets()
         missing = [n for n in names if n not in current]
         if missing or not self.secrets_file.exists():
             for name in missing:
@@ -94,7 +96,28 @@ class NodeState:
 
     def secret_values(self) -> list[str]:
         """Every secret value (for scrubbing output); empty when none exist."""
-        if not self.secrets_file.exists():
+        try:
+            return list(self._read_secrets().values())
+        except InputError:
             return []
-        loaded = yaml.safe_load(self.secrets_file.read_text()) or {}
-        return [str(v) for v in (loaded.get("nodekit_secrets") or {}).values()]
+
+    def _read_secrets(self) -> dict[str, str]:
+        """The secrets file's values; a malformed file is an error that never
+        quotes the file (YAML's own messages would show a secret)."""
+        if not self.secrets_file.exists():
+            return {}
+        where = f"{self.secrets_file}"
+        try:
+            loaded = yaml.safe_load(self.secrets_file.read_text())
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark is not None else ""
+            raise InputError(f"{where}:{line} not valid YAML (contents not shown)") from None
+        values = loaded.get("nodekit_secrets") if isinstance(loaded, dict) else None
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int) for k, v in values.items()
+        ):
+            raise InputError(
+                f"{where}: expected a mapping 'nodekit_secrets' of secret names to values"
+            )
+        return {k: str(v) for k, v in values.items()}

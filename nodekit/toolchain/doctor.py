@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,8 +39,14 @@ PYTHON_MODULES = (
     "docker",
     "testinfra",
     "pytest",
+    "ansible_mitogen",
 )
-COLLECTIONS = ("community.docker", "community.general", "ansible.posix")
+# community.docker: the local target's connection; ansible.posix and
+# community.postgresql: modules the roles use.
+COLLECTIONS = ("community.docker", "ansible.posix", "community.postgresql")
+# Host commands: apt-get and dpkg-scanpackages build site bundles, iptables
+# keeps zone bridges open to their gateway (local target).
+HOST_TOOLS = ("apt-get", "dpkg-scanpackages", "iptables")
 
 
 def check_python() -> Check:
@@ -68,6 +75,18 @@ def check_collections() -> Check:
             f"{SETUP} (the `ansible` PyPI package carries them)",
         )
     return Check("ansible collections", True, ", ".join(COLLECTIONS))
+
+
+def check_host_tools() -> Check:
+    missing = [tool for tool in HOST_TOOLS if shutil.which(tool) is None]
+    if missing:
+        return Check(
+            "host tools",
+            False,
+            "missing: " + ", ".join(missing),
+            f"{SETUP} (installs dpkg-dev and docker.io, which brings iptables)",
+        )
+    return Check("host tools", True, ", ".join(HOST_TOOLS))
 
 
 def _docker_client() -> object:
@@ -141,6 +160,7 @@ def check_language_host() -> Check:
 CHECKS: tuple[Callable[[], Check], ...] = (
     check_python,
     check_collections,
+    check_host_tools,
     check_docker,
     check_image,
     check_pulumi,

@@ -170,10 +170,14 @@ def test_lifecycle(
     assert resumed.ok, resumed.error
     assert {s.stage: s for s in resumed.stages}["infrastructure"].changed == 0
 
-    # 9. No secret value landed in a run folder or a rendered file.
-    state = NodeState.of(NODE)
+    # 9. No secret value landed in a run folder or a rendered file, and none
+    #    had to be scrubbed from one: no run wrote a secret anywhere.
     secrets = state.secret_values()
     assert secrets
+    summaries = list((state.root / "runs").glob("*/summary.json"))
+    assert len(summaries) >= 8
+    for summary in summaries:
+        assert json.loads(summary.read_text())["scrubbed"] == 0, summary
     for folder in (state.root / "runs", state.rendered):
         for file in folder.rglob("*"):
             if file.is_file():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nodekit.errors import LockTimeout
+from nodekit.errors import InputError, LockTimeout
 from nodekit.run.lock import node_lock
 from nodekit.run.state import NodeState
 
@@ -94,3 +94,17 @@ def test_run_folders_are_unique_and_sortable(
     a, b = state.new_run("deploy"), state.new_run("deploy")
     assert a != b and a.is_dir() and b.is_dir()
     assert a.parent == b.parent == tmp_path / "nodes" / "n1" / "runs"
+
+
+def test_malformed_secrets_file_is_named_but_never_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODEKIT_STATE", str(tmp_path))
+    state = NodeState.of("n1")
+    state.root.mkdir(parents=True)
+    state.secrets_file.write_text("nodekit_secrets:\n  broker/edge: s3cr3t-value: [\n")
+    with pytest.raises(InputError) as caught:
+        state.ensure_secrets(("broker/edge",))
+    assert str(state.secrets_file) in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+    assert state.secret_values() == []

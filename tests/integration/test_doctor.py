@@ -10,6 +10,8 @@ import pytest
 from nodekit.cli.main import main
 from nodekit.toolchain import IMAGE_PACKAGES, IMAGE_SCRIPT, VERSIONS_FILE, node_image_ref
 
+pytestmark = pytest.mark.integration
+
 
 def test_doctor_passes_after_setup(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--format", "json"]) == 0
@@ -19,6 +21,7 @@ def test_doctor_passes_after_setup(capsys: pytest.CaptureFixture[str]) -> None:
     assert parts == {
         "python deps",
         "ansible collections",
+        "host tools",
         "docker engine",
         "node image",
         "pulumi cli",

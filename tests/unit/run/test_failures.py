@@ -1,0 +1,45 @@
+"""How failures are named: by node, host and stage, or by host and check."""
+
+from __future__ import annotations
+
+from nodekit.render.plan import plan
+from nodekit.run.deploy import _fail_pulumi
+from nodekit.run.pulumi_stack import PulumiFailed
+from nodekit.run.verify import _split
+
+DATA = {
+    "metadata": {"name": "n1"},
+    "site": {"region": "eu-west", "timezone": "UTC", "target": "local"},
+    "network": {"zones": [{"name": "ot", "cidr": "10.1.1.0/24"}]},
+    "compute": [
+        {"name": "edge-01", "role": "edge", "zone": "ot", "address": "10.1.1.10"},
+        {"name": "hist-01", "role": "controller", "zone": "ot", "address": "10.1.1.11"},
+    ],
+}
+
+
+def test_infrastructure_failure_names_the_host_of_the_failed_resource() -> None:
+    detail = (
+        "error: pulumi-python:dynamic/nodekit:Container n1-hist-01 creating failed: "
+        "container nk-n1-hist-01: 409 Conflict"
+    )
+    error = _fail_pulumi(plan(DATA), PulumiFailed("up failed", operation="up", detail=detail))
+    assert (error.node, error.host, error.stage) == ("n1", "hist-01", "infrastructure")
+    assert str(error).startswith("n1/hist-01: infrastructure failed: ")
+
+
+def test_infrastructure_failure_without_a_host_names_the_node() -> None:
+    error = _fail_pulumi(
+        plan(DATA), PulumiFailed("up failed", operation="up", detail="error: no backend")
+    )
+    assert error.host is None
+    assert str(error) == "n1: infrastructure failed: error: no backend"
+
+
+def test_check_names_split_into_host_and_check() -> None:
+    assert _split("test_service[edge-01:broker]") == ("edge-01", "service broker")
+    assert _split("test_host_up[gw-01]") == ("gw-01", "host up")
+    assert _split("test_flow_denied[edge-01:hist-01:22/tcp]") == (
+        "edge-01",
+        "flow denied hist-01 22/tcp",
+    )
