@@ -57,6 +57,23 @@ def report(error: NodekitError) -> int:
     return 2 if isinstance(error, InputError) else 1
 
 
+def _internal_error(error: Exception) -> int:
+    """A bug or an unforeseen failure: one clear line, the traceback in a file."""
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="nodekit-error-", suffix=".log", delete=False
+    ) as handle:
+        handle.write(traceback.format_exc())
+    err.print(
+        f"internal error: {type(error).__name__}: {error}\n"
+        f"  the traceback is in {handle.name}; please report it",
+        markup=False,
+    )
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; never lets a traceback reach the user for a nodekit error."""
     _register()
@@ -78,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show) and hasattr(error, "exit_code"):
             show()
             return 2
-        raise
+        return _internal_error(error)
     # In non-standalone mode click returns the code of a typer.Exit instead.
     return result if isinstance(result, int) else 0
 

@@ -37,9 +37,13 @@ def render(
         for warning in blueprint.warnings:
             err.print(str(warning), markup=False)
     single = len(blueprints) == 1 and not any(p.is_dir() for p in paths)
-    results = [
-        render_node(bp, output if single else output / bp.node.metadata.name) for bp in blueprints
-    ]
+    try:
+        results = [
+            render_node(bp, output if single else output / bp.node.metadata.name)
+            for bp in blueprints
+        ]
+    except OSError as error:
+        raise UsageError(f"cannot write into {output}: {error.strerror or error}") from None
     if format is Format.json:
         emit_json(
             [

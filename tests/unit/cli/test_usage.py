@@ -19,6 +19,7 @@ SITES = "blueprints/sites"
         ["deploy", "does-not-exist.yaml", "--yes"],
         ["plan", "blueprints/bases/additive-cell.yaml"],
         ["destroy", f"{SITES}/lyon-additive-01.yaml"],  # no terminal to confirm on
+        ["render", f"{SITES}/lyon-additive-01.yaml", "-o", "README.md"],  # a file, not a folder
     ],
 )
 def test_usage_errors_exit_2_without_traceback(
