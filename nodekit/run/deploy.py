@@ -96,7 +96,6 @@ class RunResult:
 @dataclass(frozen=True)
 class RunOptions:
     lock_timeout_s: float = 600.0
-    verify: bool = True
 
 
 class _Run:
@@ -245,6 +244,32 @@ def _fail_ansible(node: str, stage: str, result: AnsibleResult) -> StageError:
     )
 
 
+@contextmanager
+def _operation(
+    blueprint: Blueprint, operation: str, options: RunOptions | None, on_event: EventFn | None
+) -> Iterator[tuple[_Run, NodePlan]]:
+    """One operation on one node: its run folder, under the node's lock.
+
+    A failure of the block is recorded in the run's result (never raised);
+    the run folder is completed and scrubbed in every case.
+    """
+    options = options or RunOptions()
+    node = plan(blueprint.data)
+    run = _Run(node.name, operation, on_event)
+    try:
+        with node_lock(
+            run.state.lock_file,
+            node=node.name,
+            command=f"nodekit {operation}",
+            timeout_s=options.lock_timeout_s,
+        ):
+            yield run, node
+    except NodekitError as error:
+        run.result.error = str(error)
+    finally:
+        run.finish()
+
+
 def _bundle(run: _Run, node: NodePlan) -> None:
     with run.stage("bundle") as out:
         roles = sorted({role for host in node.hosts for role in host.roles})
@@ -269,63 +294,51 @@ def deploy(
     on_event: EventFn | None = None,
 ) -> RunResult:
     """Render, bundle, create the infrastructure, configure, verify and record one node."""
-    options = options or RunOptions()
-    node = plan(blueprint.data)
-    run = _Run(node.name, "deploy", on_event)
-    state = run.state
-    try:
-        with node_lock(
-            state.lock_file,
-            node=node.name,
-            command="nodekit deploy",
-            timeout_s=options.lock_timeout_s,
-        ):
-            with run.stage("render") as out:
-                rendered = render(blueprint, state.rendered)
-                out["changed"] = rendered.written + rendered.removed
-                out["detail"] = f"{len(rendered.files)} files, {rendered.written} written"
-            _bundle(run, node)
-            with run.stage("infrastructure") as out:
-                stack = _stack(node, state, state.rendered)
-                try:
-                    up = stack.up(
-                        on_output=lambda line: run.emit("infrastructure", "info", line),
-                        refresh=True,
-                    )
-                except PulumiFailed as error:
-                    raise _fail_pulumi(node, error) from None
-                out["changed"] = up.changed
-                out["detail"] = ", ".join(f"{op} {n}" for op, n in up.summary.items())
-                hosts = dict(up.outputs.get("hosts") or {})
-            with run.stage("configure") as out:
-                secrets = state.ensure_secrets(rendered.secrets)
-                layer = _outputs_inventory(state, hosts, node)
-                result = run_playbook(
-                    state.rendered / "ansible",
-                    run.result.run_dir / "ansible",
-                    extra_vars_file=secrets,
-                    extra_inventory=layer,
-                    mitogen_target=node.target,
-                    on_line=lambda line: run.emit("configure", "info", line),
+    with _operation(blueprint, "deploy", options, on_event) as (run, node):
+        state = run.state
+        with run.stage("render") as out:
+            rendered = render(blueprint, state.rendered)
+            out["changed"] = rendered.written + rendered.removed
+            out["detail"] = f"{len(rendered.files)} files, {rendered.written} written"
+        _bundle(run, node)
+        with run.stage("infrastructure") as out:
+            stack = _stack(node, state, state.rendered)
+            try:
+                up = stack.up(
+                    on_output=lambda line: run.emit("infrastructure", "info", line),
+                    refresh=True,
                 )
-                out["changed"] = result.total_changed
-                out["detail"] = f"{result.total_changed} tasks changed"
-                if not result.ok:
-                    raise _fail_ansible(node.name, "configure", result)
-            if options.verify:
-                _verify_stage(run, node, state.rendered / "tests")
-            with run.stage("record") as out:
-                record = {
-                    "node": node.name,
-                    "run": run.result.run_dir.name,
-                    "blueprint_digest": blueprint.digest,
-                    "hosts": hosts,
-                }
-                (state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
-                out["detail"] = f"recorded in {run.result.run_dir}"
-    except NodekitError as error:
-        run.result.error = str(error)
-    return run.finish()
+            except PulumiFailed as error:
+                raise _fail_pulumi(node, error) from None
+            out["changed"] = up.changed
+            out["detail"] = ", ".join(f"{op} {n}" for op, n in up.summary.items())
+            hosts = dict(up.outputs.get("hosts") or {})
+        with run.stage("configure") as out:
+            secrets = state.ensure_secrets(rendered.secrets)
+            layer = _outputs_inventory(state, hosts, node)
+            result = run_playbook(
+                state.rendered / "ansible",
+                run.result.run_dir / "ansible",
+                extra_vars_file=secrets,
+                extra_inventory=layer,
+                mitogen_target=node.target,
+                on_line=lambda line: run.emit("configure", "info", line),
+            )
+            out["changed"] = result.total_changed
+            out["detail"] = f"{result.total_changed} tasks changed"
+            if not result.ok:
+                raise _fail_ansible(node.name, "configure", result)
+        _verify_stage(run, node, state.rendered / "tests")
+        with run.stage("record") as out:
+            record = {
+                "node": node.name,
+                "run": run.result.run_dir.name,
+                "blueprint_digest": blueprint.digest,
+                "hosts": hosts,
+            }
+            (state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
+            out["detail"] = f"recorded in {run.result.run_dir}"
+    return run.result
 
 
 def _verify_stage(run: _Run, node: NodePlan, tests: Path) -> VerifyResult:
@@ -342,23 +355,12 @@ def verify(
     blueprint: Blueprint, *, options: RunOptions | None = None, on_event: EventFn | None = None
 ) -> RunResult:
     """Run the node's generated checks against the live node."""
-    options = options or RunOptions()
-    node = plan(blueprint.data)
-    run = _Run(node.name, "verify", on_event)
-    try:
-        with node_lock(
-            run.state.lock_file,
-            node=node.name,
-            command="nodekit verify",
-            timeout_s=options.lock_timeout_s,
-        ):
-            with run.stage("render") as out:
-                rendered = render(blueprint, run.result.run_dir / "rendered")
-                out["detail"] = f"{len(rendered.files)} files"
-            _verify_stage(run, node, run.result.run_dir / "rendered" / "tests")
-    except NodekitError as error:
-        run.result.error = str(error)
-    return run.finish()
+    with _operation(blueprint, "verify", options, on_event) as (run, node):
+        with run.stage("render") as out:
+            rendered = render(blueprint, run.result.run_dir / "rendered")
+            out["detail"] = f"{len(rendered.files)} files"
+        _verify_stage(run, node, run.result.run_dir / "rendered" / "tests")
+    return run.result
 
 
 def _deployed(state: NodeState) -> bool:
@@ -377,103 +379,81 @@ def inspect(
     Nothing is changed: Pulumi previews (refreshing in memory for drift) and
     Ansible runs in check-and-diff mode. ``result.drift`` lists each difference.
     """
-    options = options or RunOptions()
-    node = plan(blueprint.data)
-    run = _Run(node.name, operation, on_event)
-    state = run.state
-    try:
-        with node_lock(
-            state.lock_file,
-            node=node.name,
-            command=f"nodekit {operation}",
-            timeout_s=options.lock_timeout_s,
-        ):
-            rendered_dir = run.result.run_dir / "rendered"
-            with run.stage("render") as out:
-                rendered = render(blueprint, rendered_dir)
-                out["detail"] = f"{len(rendered.files)} files"
-            with run.stage("infrastructure") as out:
-                stack = _stack(node, state, rendered_dir)
-                try:
-                    preview = stack.preview(refresh=operation == "drift")
-                except PulumiFailed as error:
-                    raise _fail_pulumi(node, error) from None
-                out["changed"] = preview.changed
-                changes = {op: n for op, n in preview.summary.items() if op != "same"}
-                out["detail"] = ", ".join(f"{op} {n}" for op, n in changes.items()) or "no change"
-                run.result.drift += [f"infrastructure: {n} to {op}" for op, n in changes.items()]
-            with run.stage("configure") as out:
-                if not _deployed(state) or preview.summary.get("create"):
-                    out["detail"] = "hosts not created yet: a deploy configures them fully"
-                    run.result.drift.append("configure: hosts not deployed yet")
-                else:
-                    secrets = state.ensure_secrets(rendered.secrets)
-                    hosts = json.loads((state.root / "deployed.json").read_text())["hosts"]
-                    result = run_playbook(
-                        rendered_dir / "ansible",
-                        run.result.run_dir / "ansible",
-                        extra_vars_file=secrets,
-                        extra_inventory=_outputs_inventory(state, hosts, node),
-                        check=True,
-                        mitogen_target=node.target,
-                    )
-                    out["changed"] = result.total_changed
-                    out["detail"] = f"{result.total_changed} tasks would change"
-                    run.result.drift += [f"configure: {t}" for t in result.changed_tasks]
-                    if not result.ok:
-                        raise _fail_ansible(node.name, "configure", result)
-            if operation == "drift" and _deployed(state):
-                with run.stage("verify") as out:
-                    checks = run_checks(rendered_dir / "tests", run.result.run_dir)
-                    run.result.failures = [str(f) for f in checks.failures]
-                    run.result.drift += [f"verify: {f}" for f in checks.failures]
-                    out["detail"] = f"{checks.passed} passed, {len(checks.failures)} failed"
-    except NodekitError as error:
-        run.result.error = str(error)
-    return run.finish()
+    with _operation(blueprint, operation, options, on_event) as (run, node):
+        state = run.state
+        rendered_dir = run.result.run_dir / "rendered"
+        with run.stage("render") as out:
+            rendered = render(blueprint, rendered_dir)
+            out["detail"] = f"{len(rendered.files)} files"
+        with run.stage("infrastructure") as out:
+            stack = _stack(node, state, rendered_dir)
+            try:
+                preview = stack.preview(refresh=operation == "drift")
+            except PulumiFailed as error:
+                raise _fail_pulumi(node, error) from None
+            out["changed"] = preview.changed
+            changes = {op: n for op, n in preview.summary.items() if op != "same"}
+            out["detail"] = ", ".join(f"{op} {n}" for op, n in changes.items()) or "no change"
+            run.result.drift += [f"infrastructure: {n} to {op}" for op, n in changes.items()]
+        with run.stage("configure") as out:
+            if not _deployed(state) or preview.summary.get("create"):
+                out["detail"] = "hosts not created yet: a deploy configures them fully"
+                run.result.drift.append("configure: hosts not deployed yet")
+            else:
+                secrets = state.ensure_secrets(rendered.secrets)
+                hosts = json.loads((state.root / "deployed.json").read_text())["hosts"]
+                result = run_playbook(
+                    rendered_dir / "ansible",
+                    run.result.run_dir / "ansible",
+                    extra_vars_file=secrets,
+                    extra_inventory=_outputs_inventory(state, hosts, node),
+                    check=True,
+                    mitogen_target=node.target,
+                )
+                out["changed"] = result.total_changed
+                out["detail"] = f"{result.total_changed} tasks would change"
+                run.result.drift += [f"configure: {t}" for t in result.changed_tasks]
+                if not result.ok:
+                    raise _fail_ansible(node.name, "configure", result)
+        if operation == "drift" and _deployed(state):
+            with run.stage("verify") as out:
+                checks = run_checks(rendered_dir / "tests", run.result.run_dir)
+                run.result.failures = [str(f) for f in checks.failures]
+                run.result.drift += [f"verify: {f}" for f in checks.failures]
+                out["detail"] = f"{checks.passed} passed, {len(checks.failures)} failed"
+    return run.result
 
 
 def destroy(
     blueprint: Blueprint, *, options: RunOptions | None = None, on_event: EventFn | None = None
 ) -> RunResult:
     """Remove the node's containers, networks and stack state. Idempotent."""
-    options = options or RunOptions()
-    node = plan(blueprint.data)
-    run = _Run(node.name, "destroy", on_event)
-    state = run.state
-    try:
-        with node_lock(
-            state.lock_file,
-            node=node.name,
-            command="nodekit destroy",
-            timeout_s=options.lock_timeout_s,
-        ):
-            with run.stage("infrastructure") as out:
-                removed = 0
-                if (state.pulumi / "backend").exists():
-                    rendered_dir = run.result.run_dir / "rendered"
-                    render(blueprint, rendered_dir)
-                    try:
-                        result = _stack(node, state, rendered_dir).destroy(remove=True)
-                    except PulumiFailed as error:
-                        raise _fail_pulumi(node, error) from None
-                    removed = result.summary.get("delete", 0)
-                removed += _remove_leftovers(node.name)
-                out["changed"] = removed
-                out["detail"] = f"{removed} resources removed" if removed else "nothing to destroy"
-            with run.stage("record") as out:
-                for path in (state.rendered, state.pulumi, state.bundle, state.root / "program"):
-                    shutil.rmtree(path, ignore_errors=True)
-                for path in (
-                    state.secrets_file,
-                    state.root / "deployed.json",
-                    state.root / "inventory-outputs.yml",
-                ):
-                    path.unlink(missing_ok=True)
-                out["detail"] = "stack state removed"
-    except NodekitError as error:
-        run.result.error = str(error)
-    return run.finish()
+    with _operation(blueprint, "destroy", options, on_event) as (run, node):
+        state = run.state
+        with run.stage("infrastructure") as out:
+            removed = 0
+            if (state.pulumi / "backend").exists():
+                rendered_dir = run.result.run_dir / "rendered"
+                render(blueprint, rendered_dir)
+                try:
+                    result = _stack(node, state, rendered_dir).destroy(remove=True)
+                except PulumiFailed as error:
+                    raise _fail_pulumi(node, error) from None
+                removed = result.summary.get("delete", 0)
+            removed += _remove_leftovers(node.name)
+            out["changed"] = removed
+            out["detail"] = f"{removed} resources removed" if removed else "nothing to destroy"
+        with run.stage("record") as out:
+            for path in (state.rendered, state.pulumi, state.bundle, state.root / "program"):
+                shutil.rmtree(path, ignore_errors=True)
+            for path in (
+                state.secrets_file,
+                state.root / "deployed.json",
+                state.root / "inventory-outputs.yml",
+            ):
+                path.unlink(missing_ok=True)
+            out["detail"] = "stack state removed"
+    return run.result
 
 
 def _remove_leftovers(node: str) -> int:
