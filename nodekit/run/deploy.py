@@ -244,13 +244,16 @@ def _fail_ansible(node: str, stage: str, result: AnsibleResult) -> StageError:
     )
 
 
-@contextmanager
-def _operation(
-    blueprint: Blueprint, operation: str, options: RunOptions | None, on_event: EventFn | None
-) -> Iterator[tuple[_Run, NodePlan]]:
-    """One operation on one node: its run folder, under the node's lock.
+def _operate(
+    blueprint: Blueprint,
+    operation: str,
+    options: RunOptions | None,
+    on_event: EventFn | None,
+    body: Callable[[_Run, NodePlan], None],
+) -> RunResult:
+    """Run one operation's body on one node: in its run folder, under the node's lock.
 
-    A failure of the block is recorded in the run's result (never raised);
+    A failure (the lock too) is recorded in the run's result, never raised;
     the run folder is completed and scrubbed in every case.
     """
     options = options or RunOptions()
@@ -263,11 +266,12 @@ def _operation(
             command=f"nodekit {operation}",
             timeout_s=options.lock_timeout_s,
         ):
-            yield run, node
+            body(run, node)
     except NodekitError as error:
         run.result.error = str(error)
     finally:
         run.finish()
+    return run.result
 
 
 def _bundle(run: _Run, node: NodePlan) -> None:
@@ -294,7 +298,8 @@ def deploy(
     on_event: EventFn | None = None,
 ) -> RunResult:
     """Render, bundle, create the infrastructure, configure, verify and record one node."""
-    with _operation(blueprint, "deploy", options, on_event) as (run, node):
+
+    def body(run: _Run, node: NodePlan) -> None:
         state = run.state
         with run.stage("render") as out:
             rendered = render(blueprint, state.rendered)
@@ -338,7 +343,8 @@ def deploy(
             }
             (state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
             out["detail"] = f"recorded in {run.result.run_dir}"
-    return run.result
+
+    return _operate(blueprint, "deploy", options, on_event, body)
 
 
 def _verify_stage(run: _Run, node: NodePlan, tests: Path) -> VerifyResult:
@@ -355,12 +361,14 @@ def verify(
     blueprint: Blueprint, *, options: RunOptions | None = None, on_event: EventFn | None = None
 ) -> RunResult:
     """Run the node's generated checks against the live node."""
-    with _operation(blueprint, "verify", options, on_event) as (run, node):
+
+    def body(run: _Run, node: NodePlan) -> None:
         with run.stage("render") as out:
             rendered = render(blueprint, run.result.run_dir / "rendered")
             out["detail"] = f"{len(rendered.files)} files"
         _verify_stage(run, node, run.result.run_dir / "rendered" / "tests")
-    return run.result
+
+    return _operate(blueprint, "verify", options, on_event, body)
 
 
 def _deployed(state: NodeState) -> bool:
@@ -379,7 +387,8 @@ def inspect(
     Nothing is changed: Pulumi previews (refreshing in memory for drift) and
     Ansible runs in check-and-diff mode. ``result.drift`` lists each difference.
     """
-    with _operation(blueprint, operation, options, on_event) as (run, node):
+
+    def body(run: _Run, node: NodePlan) -> None:
         state = run.state
         rendered_dir = run.result.run_dir / "rendered"
         with run.stage("render") as out:
@@ -421,14 +430,16 @@ def inspect(
                 run.result.failures = [str(f) for f in checks.failures]
                 run.result.drift += [f"verify: {f}" for f in checks.failures]
                 out["detail"] = f"{checks.passed} passed, {len(checks.failures)} failed"
-    return run.result
+
+    return _operate(blueprint, operation, options, on_event, body)
 
 
 def destroy(
     blueprint: Blueprint, *, options: RunOptions | None = None, on_event: EventFn | None = None
 ) -> RunResult:
     """Remove the node's containers, networks and stack state. Idempotent."""
-    with _operation(blueprint, "destroy", options, on_event) as (run, node):
+
+    def body(run: _Run, node: NodePlan) -> None:
         state = run.state
         with run.stage("infrastructure") as out:
             removed = 0
@@ -453,7 +464,8 @@ def destroy(
             ):
                 path.unlink(missing_ok=True)
             out["detail"] = "stack state removed"
-    return run.result
+
+    return _operate(blueprint, "destroy", options, on_event, body)
 
 
 def _remove_leftovers(node: str) -> int:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
+from nodekit.blueprint import load
+from nodekit.render import PROJECT_ROOT
 from nodekit.render.plan import plan
-from nodekit.run.deploy import _fail_pulumi
+from nodekit.run import deploy as runs
+from nodekit.run.deploy import RunOptions, _fail_pulumi
+from nodekit.run.lock import node_lock
 from nodekit.run.pulumi_stack import PulumiFailed
+from nodekit.run.state import NodeState
 from nodekit.run.verify import _split
 
 DATA = {
@@ -43,3 +53,18 @@ def test_check_names_split_into_host_and_check() -> None:
         "edge-01",
         "flow denied hist-01 22/tcp",
     )
+
+
+def test_a_locked_node_fails_the_run_cleanly_naming_the_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODEKIT_STATE", str(tmp_path))
+    blueprint = load(PROJECT_ROOT / "blueprints" / "sites" / "lyon-additive-01.yaml")
+    state = NodeState.of("lyon-additive-01")
+    with node_lock(state.lock_file, node="lyon-additive-01", command="other run", timeout_s=1):
+        result = runs.deploy(blueprint, options=RunOptions(lock_timeout_s=0.2))
+    assert not result.ok
+    assert result.stages == []  # nothing ran
+    assert "is locked by other run" in (result.error or "")
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["ok"] is False and summary["error"] == result.error
