@@ -342,7 +342,7 @@ def deploy(
                 "hosts": hosts,
             }
             (state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
-            out["detail"] = f"recorded in {run.result.run_dir}"
+            out["detail"] = f"run {run.result.run_dir.name}"
 
     return _operate(blueprint, "deploy", options, on_event, body)
 
