@@ -65,7 +65,8 @@ class SourceFile:
 
 @dataclass
 class Files:
-    """Reads each file once per run: many nodes share the same bases."""
+    """Reads each file once per run: many nodes share the same bases (which are
+    also kept across runs while their bytes stay the same, see ``_read``)."""
 
     cache: dict[Path, SourceFile] = field(default_factory=dict)
 
@@ -75,15 +76,36 @@ class Files:
         return self.cache[path]
 
 
+# Bases read by earlier runs in this process, keyed by path and the name
+# messages use, kept only while the file's bytes are the same.
+_BASES: dict[tuple[Path, str], tuple[bytes, SourceFile]] = {}
+_BASES_MAX = 256
+
+
 def _read(path: Path) -> SourceFile:
     name = display(path)
-    diagnostics = Diagnostics()
-    start = Origin(name, 1, 1)
     try:
         raw = path.read_bytes()
     except OSError as error:
+        start = Origin(name, 1, 1)
+        diagnostics = Diagnostics()
         diagnostics.error(start, "", f"cannot read file: {error.strerror or error}")
         return SourceFile(path, name, None, None, start, start, (), tuple(diagnostics.items))
+    known = _BASES.get((path, name))
+    if known is not None and known[0] == raw:
+        return known[1]
+    source = _split(path, name, raw)
+    if source.kind == "NodeBase":
+        if len(_BASES) >= _BASES_MAX:
+            _BASES.clear()
+        _BASES[(path, name)] = (raw, source)
+    return source
+
+
+def _split(path: Path, name: str, raw: bytes) -> SourceFile:
+    """Parse a file's bytes and split off its header (apiVersion, kind, extends)."""
+    diagnostics = Diagnostics()
+    start = Origin(name, 1, 1)
     root = parse(raw, name, diagnostics)
     if root is None:
         return SourceFile(path, name, None, None, start, start, (), tuple(diagnostics.items))
@@ -178,12 +200,12 @@ def _layer(
     merged: Located | None = None
     for text, origin in source.extends:
         target = absolute(path.parent / text)
-        names = " -> ".join(display(p) for p in (*here, target))
         if target in here:
-            diagnostics.error(origin, "extends", f"extends cycle: {names}")
+            diagnostics.error(origin, "extends", f"extends cycle: {_names(*here, target)}")
         elif target in sources:
             continue
         elif not target.is_file():
+            names = _names(*here, target)
             diagnostics.error(origin, "extends", f"base file {text} not found ({names})")
         else:
             base = _layer(files, target, here, sources, diagnostics)
@@ -193,29 +215,35 @@ def _layer(
     return merge(merged, source.body, (), diagnostics)
 
 
+def _names(*paths: Path) -> str:
+    return " -> ".join(display(p) for p in paths)
+
+
 def merge(
     base: Located | None, over: Located, path: tuple[str, ...], diagnostics: Diagnostics
 ) -> Located:
     """``over`` merged onto ``base``; every value keeps the origin of the file that set it."""
-    if over.mapping is not None:
-        merged = dict(base.mapping) if base is not None and base.mapping is not None else {}
-        for key, child in over.mapping.items():
+    value = over.value
+    below = base.value if base is not None else None
+    if isinstance(value, dict):
+        merged = dict(below) if isinstance(below, dict) else {}
+        for key, child in value.items():
             merged[key] = merge(merged.get(key), child, (*path, key), diagnostics)
         return Located(merged, over.origin, over.key_origin)
-    if over.items is not None and path in NAMED_LISTS:
-        inherited = base.items if base is not None and base.items is not None else []
-        items = _merge_named(inherited, over.items, path, diagnostics)
+    if isinstance(value, list) and path in NAMED_LISTS:
+        inherited = below if isinstance(below, list) else []
+        items = _merge_named(inherited, value, path, diagnostics)
         return Located(items, over.origin, over.key_origin)
     return over
 
 
 def _name(item: Located) -> str | None:
-    name = item.mapping.get("name") if item.mapping is not None else None
+    name = item.value.get("name") if isinstance(item.value, dict) else None
     return name.value if name is not None and isinstance(name.value, str) else None
 
 
 def _is_tombstone(item: Located) -> bool:
-    remove = item.mapping.get("remove") if item.mapping is not None else None
+    remove = item.value.get("remove") if isinstance(item.value, dict) else None
     return remove is not None and remove.value is True
 
 
@@ -240,23 +268,29 @@ def _merge_named(
     # it removes the item from a base applied before this one; leftovers are
     # warned about at the end (_drop_tombstones).
     result = list(inherited)
+    names = [_name(old) for old in result]  # the name of each item of result
     seen: set[str] = set()
     for index, raw in enumerate(items):
         name = _name(raw)
-        label = f"[{name}]" if name is not None else f"[{index}]"
-        item = _without_remove(raw, ".".join(path) + label, diagnostics)
+        item = raw
+        if isinstance(raw.value, dict) and "remove" in raw.value:
+            label = f"[{name}]" if name is not None else f"[{index}]"
+            item = _without_remove(raw, ".".join(path) + label, diagnostics)
         if name is None or name in seen:  # a duplicate stays, for validation to report
             result.append(item)
+            names.append(name)
             continue
         seen.add(name)
-        at = next((i for i, old in enumerate(result) if _name(old) == name), None)
+        at = names.index(name) if name in names else None
         if at is None:
             result.append(item)
+            names.append(name)
         elif _is_tombstone(item):
             if _is_tombstone(result[at]):
                 result[at] = item
             else:
                 del result[at]
+                del names[at]
         elif _is_tombstone(result[at]):
             result[at] = item
         else:

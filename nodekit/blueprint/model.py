@@ -47,6 +47,7 @@ def _dns(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)  # every load validates each address twice
 def _ipv4(value: str) -> str:
     try:
         return str(ipaddress.IPv4Address(value))
@@ -54,6 +55,7 @@ def _ipv4(value: str) -> str:
         raise ValueError(f"{value!r} is not an IPv4 address") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def _cidr(value: str) -> str:
     if "/" not in value:
         raise ValueError(f"{value!r} is not a network: write ADDRESS/PREFIX, e.g. 10.41.1.0/24")

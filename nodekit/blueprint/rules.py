@@ -113,13 +113,14 @@ def _addresses(node: Node, report: Report, skipped: Skipped) -> None:
     networks: dict[str, ipaddress.IPv4Network] = {}
     for zone in node.network.zones:
         networks.setdefault(zone.name, ipaddress.IPv4Network(zone.cidr))
-    used: dict[str, str] = {}
+    used: dict[str, Loc] = {}  # address -> where it is first used
 
     def place(zone_loc: Loc, zone: str | None, address_loc: Loc, address: str) -> None:
         if address in used:
-            report.error(address_loc, f"{address} is already used by {used[address]}")
+            where = report.path(used[address])
+            report.error(address_loc, f"{address} is already used by {where}")
         else:
-            used[address] = report.path(address_loc)
+            used[address] = address_loc
         if zone is None:
             report.error(zone_loc, "required with an address: the zone the address is in")
             return

@@ -22,6 +22,8 @@ MAX_VALUES = 100_000  # values in one file after alias expansion (alias bombs st
 _MAP_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:set"}
 _SEQ_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_CONSTRUCT_STR = yaml.constructor.SafeConstructor.construct_yaml_str
 
 
 @dataclass(frozen=True, order=True)
@@ -190,19 +192,25 @@ def paths(data: Any, prefix: str = "") -> Iterator[str]:
 
 
 def origins(root: Located, prefix: str = "") -> dict[str, Origin]:
-    """Key path -> origin of every value in a located tree."""
+    """Key path -> origin of every value in a located tree (the first one, depth first,
+    when two items share a label)."""
     found: dict[str, Origin] = {}
-    children: Iterable[tuple[str, Located]] = ()
-    if root.mapping is not None:
-        children = ((join(prefix, k), v) for k, v in root.mapping.items())
-    elif root.items is not None:
-        items = root.items
-        children = ((prefix + item_label(v.value, i), v) for i, v in enumerate(items))
-    for path, child in children:
-        found.setdefault(path, child.origin)
-        for sub, origin in origins(child, path).items():
-            found.setdefault(sub, origin)
+    _collect(root, prefix, found)
     return found
+
+
+def _collect(root: Located, prefix: str, found: dict[str, Origin]) -> None:
+    value = root.value
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            found.setdefault(path, child.origin)
+            _collect(child, path, found)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            path = prefix + item_label(child.value, index)
+            found.setdefault(path, child.origin)
+            _collect(child, path, found)
 
 
 # -- reading -------------------------------------------------------------------
@@ -218,12 +226,16 @@ class _Problem(Exception):
 class _Builder:
     """Turns one composed YAML node graph into a :class:`Located` tree."""
 
-    def __init__(self, loader: yaml.SafeLoader, file: str, diagnostics: Diagnostics) -> None:
+    def __init__(
+        self, loader: yaml.SafeLoader | yaml.CSafeLoader, file: str, diagnostics: Diagnostics
+    ) -> None:
         self.loader = loader
         self.file = file
         self.diagnostics = diagnostics
         self.count = 0
         self.active: set[int] = set()
+        # A str scalar is its text, unless someone registered another constructor.
+        self.str_is_text = loader.yaml_constructors.get(_STR_TAG) is _CONSTRUCT_STR
 
     def origin(self, node: yaml.Node) -> Origin:
         mark = node.start_mark
@@ -234,17 +246,17 @@ class _Builder:
         self.count += 1
         if self.count > MAX_VALUES:
             raise _Problem(origin, f"too many values (more than {MAX_VALUES} after aliases)")
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return Located(self.scalar(node), origin, key_origin)  # contains nothing
         if id(node) in self.active:
             raise _Problem(origin, "an alias refers to the value that contains it")
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
                 value: Any = self.mapping(node)
-            elif isinstance(node, yaml.SequenceNode):
+            else:
                 self.check_tag(node, _SEQ_TAGS)
                 value = [self.build(child) for child in node.value]
-            else:
-                value = self.scalar(node)
         finally:
             self.active.discard(id(node))
         return Located(value, origin, key_origin)
@@ -254,6 +266,8 @@ class _Builder:
             self.diagnostics.error(self.origin(node), "", f"unsupported YAML tag {node.tag}")
 
     def scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR_TAG and self.str_is_text and isinstance(node, yaml.ScalarNode):
+            return node.value  # what construct_object gives, without its bookkeeping
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as error:
@@ -306,6 +320,33 @@ def _location(text: str, index: int) -> tuple[int, int]:
     return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
 
 
+# libyaml (PyYAML's C parser) composes the very node graph the pure-Python
+# parser does for plain text: ASCII lines ending in a newline, without tabs,
+# tags, anchors, aliases, block scalars, directives or complex keys. Other
+# text, and any text libyaml refuses, goes to the pure-Python parser, whose
+# messages the diagnostics quote (tests/unit/blueprint/test_source.py checks
+# that both agree).
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+_PLAIN_TEXT = re.compile(r"[\n -~]*\n")
+_NOT_PLAIN = re.compile(r"[!|>?*&%@`]")
+
+
+def _parse_plain(text: str, file: str) -> tuple[Located, list[Diagnostic]] | None:
+    """The located tree of plain text read with libyaml; None when the text is not
+    plain, libyaml is missing or refuses it, or the document is empty."""
+    if _CSafeLoader is None or not _PLAIN_TEXT.fullmatch(text) or _NOT_PLAIN.search(text):
+        return None
+    found = Diagnostics()
+    loader = _CSafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else (_Builder(loader, file, found).build(node), found.items)
+    except (yaml.YAMLError, _Problem, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+
+
 def parse(raw: bytes, file: str, diagnostics: Diagnostics) -> Located | None:
     """One YAML document as a located tree; None (with diagnostics) when unreadable."""
     try:
@@ -316,6 +357,10 @@ def parse(raw: bytes, file: str, diagnostics: Diagnostics) -> Located | None:
         byte = raw[error.start]
         diagnostics.error(Origin(file, line, column), "", f"not UTF-8 text (byte 0x{byte:02x})")
         return None
+    quick = _parse_plain(text, file)
+    if quick is not None:
+        diagnostics.items.extend(quick[1])
+        return quick[0]
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)

@@ -11,17 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pprint
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-import yaml
 
-from nodekit import __version__
-from nodekit.render import ansible, checks
+from nodekit import __version__, toolchain
+from nodekit.render import ansible, checks, text
 from nodekit.render.plan import NodePlan, plan
 from nodekit.toolchain import node_image_ref
 
@@ -55,7 +54,7 @@ class RenderResult:
 
 def _pyrepr(value: Any) -> str:
     """A Python literal, wrapped for people to read; deterministic."""
-    return pprint.pformat(value, width=96, sort_dicts=False)
+    return text.python_literal(value, width=96)
 
 
 @cache
@@ -74,12 +73,37 @@ def environment() -> jinja2.Environment:
 
 
 def _yaml(header: str, data: Any) -> bytes:
-    body = yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=1000)
-    return f"---\n# {header}\n{body}".encode()
+    return f"---\n# {header}\n{text.yaml_block(data)}".encode()
 
 
 def _json(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+    return (text.json_indented(data) + "\n").encode()
+
+
+_image: dict[tuple[tuple[int, ...], ...], str] = {}
+_SETTLED_NS = 2_000_000_000  # a file changed longer ago than this has telling stats
+
+
+def _image_ref() -> str:
+    """:func:`node_image_ref`, hashed again only when a file of the image recipe
+    changed (its size, inode or times), not for every node.
+
+    Like git's index, it keeps a reference only when the files changed well
+    before it was computed, so that any later change shows in their stats.
+    """
+    recipe = (toolchain.IMAGE_SCRIPT, toolchain.IMAGE_PACKAGES, toolchain.VERSIONS_FILE)
+    try:
+        stats = [path.stat() for path in recipe]
+    except OSError:
+        return node_image_ref()
+    key = tuple((s.st_size, s.st_ino, s.st_mtime_ns, s.st_ctime_ns) for s in stats)
+    if key in _image:
+        return _image[key]
+    ref = node_image_ref()
+    if max(s.st_ctime_ns for s in stats) < time.time_ns() - _SETTLED_NS:
+        _image.clear()
+        _image[key] = ref
+    return ref
 
 
 def _template(name: str, **context: Any) -> bytes:
@@ -98,7 +122,7 @@ def render_files(
     node: NodePlan = plan(blueprint.data)
     files: dict[str, bytes] = {"blueprint.json": _json(blueprint.data)}
 
-    context = {"node": node, "image": node_image_ref()}
+    context = {"node": node, "image": _image_ref()}
     files["pulumi/Pulumi.yaml"] = _template(
         "Pulumi.yaml.j2",
         project=f"nodekit-{node.name}",
@@ -161,11 +185,14 @@ def render(blueprint: Blueprint, out_dir: Path) -> RenderResult:
     files = render_files(blueprint)
     previous = _previous_files(out_dir)
     written = 0
+    folders: set[Path] = set()  # made (or found) in this render
     for rel, content in sorted(files.items()):
         path = out_dir / rel
         if path.is_file() and path.read_bytes() == content:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(path.parent)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(content)
         tmp.replace(path)
@@ -177,12 +204,12 @@ def render(blueprint: Blueprint, out_dir: Path) -> RenderResult:
             stale.unlink()
             removed += 1
     manifest = json.loads(files[MANIFEST])
+    digests = {**manifest["files"], MANIFEST: hashlib.sha256(files[MANIFEST]).hexdigest()}
     return RenderResult(
         node=manifest["node"],
         out_dir=out_dir,
         files=tuple(
-            RenderedFile(rel, hashlib.sha256(content).hexdigest(), len(content))
-            for rel, content in sorted(files.items())
+            RenderedFile(rel, digests[rel], len(content)) for rel, content in sorted(files.items())
         ),
         written=written,
         removed=removed,
