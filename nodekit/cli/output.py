@@ -5,9 +5,13 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from nodekit.blueprint import Blueprint, load_all
+from nodekit.errors import UsageError
 
 # Progress and messages go to stderr; results (tables for people, JSON for
 # pipelines) to stdout.
@@ -24,3 +28,17 @@ def emit_json(data: Any) -> None:
     """Write one JSON document to stdout (sorted keys: stable for pipelines)."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def load_nodes(paths: list[Path]) -> list[Blueprint]:
+    """Every Node blueprint in paths (files or folders), warnings printed.
+
+    Invalid input raises BlueprintError (exit 2); finding no Node is a usage error.
+    """
+    blueprints = load_all(paths)
+    if not blueprints:
+        raise UsageError(f"no Node blueprint found in {', '.join(map(str, paths))}")
+    for blueprint in blueprints:
+        for warning in blueprint.warnings:
+            err.print(str(warning), markup=False)
+    return blueprints

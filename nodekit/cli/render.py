@@ -8,9 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nodekit.blueprint import load_all
 from nodekit.cli.main import app
-from nodekit.cli.output import Format, emit_json, err, out
+from nodekit.cli.output import Format, emit_json, err, load_nodes, out
 from nodekit.errors import UsageError
 from nodekit.render import render as render_node
 
@@ -30,12 +29,7 @@ def render(
 
     Example: `nodekit render blueprints/sites/lyon-additive-01.yaml -o out/lyon`
     """
-    blueprints = load_all(paths)
-    if not blueprints:
-        raise UsageError(f"no Node blueprint found in {', '.join(map(str, paths))}")
-    for blueprint in blueprints:
-        for warning in blueprint.warnings:
-            err.print(str(warning), markup=False)
+    blueprints = load_nodes(paths)
     single = len(blueprints) == 1 and not any(p.is_dir() for p in paths)
     try:
         results = [

@@ -12,9 +12,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nodekit.blueprint import Blueprint, load_all
+from nodekit.blueprint import Blueprint
 from nodekit.cli.main import app
-from nodekit.cli.output import Format, emit_json, err, out
+from nodekit.cli.output import Format, emit_json, err, load_nodes, out
 from nodekit.errors import UsageError
 from nodekit.run import deploy as runs
 from nodekit.run.deploy import Event, RunOptions, RunResult
@@ -49,16 +49,6 @@ class Progress:
                 word = {"start": "start", "done": "ok", "failed": "FAILED", "info": " "}
                 line = f"{head} {word[event.kind]} {event.message}".rstrip()
                 err.print(line, markup=False, highlight=False)
-
-
-def _load(paths: list[Path]) -> list[Blueprint]:
-    blueprints = load_all(paths)
-    if not blueprints:
-        raise UsageError(f"no Node blueprint found in {', '.join(map(str, paths))}")
-    for blueprint in blueprints:
-        for warning in blueprint.warnings:
-            err.print(str(warning), markup=False)
-    return blueprints
 
 
 def _confirm(action: str, blueprints: list[Blueprint], yes: bool) -> None:
@@ -134,7 +124,7 @@ def deploy(
 
     Example: `nodekit deploy blueprints/sites/lyon-additive-01.yaml --yes`
     """
-    blueprints = _load(paths)
+    blueprints = load_nodes(paths)
     _confirm("deploy", blueprints, yes)
     results = _run_all(blueprints, runs.deploy, lock_timeout=lock_timeout, verbose=verbose)
     _report(results, format, "deploy")
@@ -148,7 +138,7 @@ def plan_command(
 ) -> None:
     """Show what a deploy would change: Pulumi preview plus Ansible
     check-and-diff mode, one summary per node. Changes nothing."""
-    blueprints = _load(paths)
+    blueprints = load_nodes(paths)
     results = _run_all(
         blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="plan"
     )
@@ -164,7 +154,7 @@ def verify(
     """Run the node's generated checks (testinfra) against the live node.
 
     Exit 1 with every failing check named by host and check."""
-    blueprints = _load(paths)
+    blueprints = load_nodes(paths)
     results = _run_all(blueprints, runs.verify, lock_timeout=lock_timeout, verbose=False)
     if format is Format.table:
         for r in results:
@@ -182,7 +172,7 @@ def drift(
     """Find what drifted from the blueprint: Pulumi refresh and preview,
     Ansible check mode, and the generated checks. Lists each difference;
     exit 1 when anything drifted. `nodekit deploy` repairs it."""
-    blueprints = _load(paths)
+    blueprints = load_nodes(paths)
     results = _run_all(
         blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="drift"
     )
@@ -203,7 +193,7 @@ def destroy(
 ) -> None:
     """Remove the nodes' containers, networks and stack state. Idempotent:
     destroying a node that is not deployed does nothing and exits 0."""
-    blueprints = _load(paths)
+    blueprints = load_nodes(paths)
     _confirm("destroy", blueprints, yes)
     results = _run_all(blueprints, runs.destroy, lock_timeout=lock_timeout, verbose=False)
     _report(results, format, "destroy")
@@ -222,7 +212,7 @@ def bundle(
     `deb [trusted=yes] file:/srv/nodekit/bundle ./`."""
     from nodekit.run.site_bundle import make_site_bundle
 
-    blueprints = _load([path])
+    blueprints = load_nodes([path])
     if len(blueprints) != 1:
         names = ", ".join(bp.node.metadata.name or "?" for bp in blueprints)
         raise UsageError(
