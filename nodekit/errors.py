@@ -6,13 +6,14 @@ codes (2 for bad input or usage, 1 for a failed operation)::
 
     NodekitError
     ├── InputError                      bad input or usage          (exit 2)
-    │   ├── BlueprintError              one or more located diagnostics
+    │   ├── BlueprintError(InputError, ValueError)   located diagnostics
     │   └── UsageError(InputError, ValueError)
     └── OperationError                  an operation failed         (exit 1)
         ├── ToolchainError              a real tool is missing or broken
         ├── StageError                  a deployment stage failed (node, host, stage)
         │   └── VerifyFailed            checks ran and some failed
-        ├── LockTimeout                 another run holds the node's lock
+        ├── PulumiFailed                the Pulumi engine reported a failure
+        ├── LockTimeout(OperationError, TimeoutError)   another run holds the lock
         └── DockerError                 the container engine refused a request
 
 Messages never carry secrets: callers pass names, never values, of secrets.
@@ -71,7 +72,7 @@ class UsageError(InputError, ValueError):
     """A command was called with arguments that do not fit."""
 
 
-class BlueprintError(InputError):
+class BlueprintError(InputError, ValueError):
     """A blueprint (or a set of them) is invalid; carries every diagnostic found."""
 
     def __init__(self, diagnostics: list[Diagnostic], **context: object) -> None:
@@ -97,6 +98,15 @@ class ToolchainError(OperationError):
 
 class DockerError(OperationError):
     """The container engine refused or failed a request."""
+
+
+class PulumiFailed(OperationError):
+    """A Pulumi operation failed; ``detail`` is the engine's own diagnostic."""
+
+    def __init__(self, message: str, *, operation: str, detail: str) -> None:
+        super().__init__(message, operation=operation)
+        self.operation = operation
+        self.detail = detail
 
 
 class StageError(OperationError):
@@ -132,7 +142,7 @@ class VerifyFailed(StageError):
         self.failures = failures
 
 
-class LockTimeout(OperationError):
+class LockTimeout(OperationError, TimeoutError):
     """Another run holds the node's lock and did not release it in time."""
 
     def __init__(self, *, node: str, holder: str, waited_s: float) -> None:

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 import docker
 import yaml
 
-from nodekit.errors import NodekitError, StageError, VerifyFailed
+from nodekit.errors import NodekitError, PulumiFailed, StageError, VerifyFailed
 from nodekit.pulumi.docker_provider import NODE_LABEL
 from nodekit.render import render
 from nodekit.render.plan import NodePlan, plan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
 from nodekit.run.bundle import build_bundle, role_apt_packages
 from nodekit.run.lock import node_lock
-from nodekit.run.pulumi_stack import PulumiFailed, PulumiStack
+from nodekit.run.pulumi_stack import PulumiStack
 from nodekit.run.state import NodeState
 from nodekit.run.verify import VerifyResult, run_checks
 from nodekit.toolchain import node_image_ref

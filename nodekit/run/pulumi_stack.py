@@ -18,7 +18,7 @@ from typing import Any
 
 from pulumi import automation as auto
 
-from nodekit.errors import OperationError, ToolchainError
+from nodekit.errors import PulumiFailed, ToolchainError
 from nodekit.toolchain import pulumi_tools, tool_env
 
 OutputFn = Callable[[str], None]
@@ -37,15 +37,6 @@ class PulumiResult:
     def changed(self) -> int:
         """Resources created, updated, replaced or deleted (not ``same``)."""
         return sum(n for op, n in self.summary.items() if op not in ("same", "read"))
-
-
-class PulumiFailed(OperationError):
-    """A Pulumi operation failed; ``detail`` is the engine's own diagnostic."""
-
-    def __init__(self, message: str, *, operation: str, detail: str) -> None:
-        super().__init__(message, operation=operation)
-        self.operation = operation
-        self.detail = detail
 
 
 def passphrase_for(state_dir: Path) -> str:
@@ -151,12 +142,6 @@ class PulumiStack:
         return PulumiResult(
             "destroy", _counts(result.summary.resource_changes), {}, time.monotonic() - start
         )
-
-    def outputs(self) -> dict[str, Any]:
-        try:
-            return {k: v.value for k, v in self._select().outputs().items()}
-        except auto.errors.CommandError as error:
-            raise _failed("outputs", error) from None
 
 
 def _counts(changes: Mapping[Any, int] | None) -> dict[str, int]:

@@ -6,6 +6,7 @@ NODEKIT_REGEN_GOLDEN=1 for this module) and review the diff.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,7 +35,6 @@ def normalized(content: bytes) -> bytes:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_render_matches_golden(case: str) -> None:
     files = {rel: normalized(data) for rel, data in render_files(load(CASES[case])).items()}
-    # the manifest's digests cover machine-specific bytes: compare its shape only
     expected_dir = GOLDEN / "expected" / case
     if REGEN:
         for old in sorted(expected_dir.rglob("*"), reverse=True):
@@ -52,3 +52,9 @@ def test_render_matches_golden(case: str) -> None:
         if rel == "manifest.json":
             continue
         assert files[rel] == expected[rel], f"{case}/{rel} differs from its golden file"
+    # The manifest's digests cover machine-specific bytes; all else must match.
+    got, want = json.loads(files["manifest.json"]), json.loads(expected["manifest.json"])
+    for key in ("nodekit", "node", "secrets"):
+        assert got[key] == want[key], key
+    assert sorted(got["files"]) == sorted(want["files"])
+    assert [s["path"] for s in got["sources"]] == [s["path"] for s in want["sources"]]

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from nodekit.blueprint import load
+from nodekit.errors import PulumiFailed
 from nodekit.render import PROJECT_ROOT
 from nodekit.render.plan import plan
 from nodekit.run import deploy as runs
 from nodekit.run.deploy import RunOptions, _fail_pulumi
 from nodekit.run.lock import node_lock
-from nodekit.run.pulumi_stack import PulumiFailed
 from nodekit.run.state import NodeState
 from nodekit.run.verify import _split
 
