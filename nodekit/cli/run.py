@@ -142,6 +142,8 @@ def plan_command(
     results = _run_all(
         blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="plan"
     )
+    if format is Format.table and all(r.ok and not r.drift for r in results):
+        err.print("nothing to do: every node matches its blueprint")
     _report(results, format, "plan")
 
 
@@ -179,7 +181,7 @@ def drift(
     for r in results:
         if r.drift and r.error is None:
             r.error = f"{len(r.drift)} difference(s) from the blueprint"
-    if format is Format.table and all(not r.drift for r in results):
+    if format is Format.table and all(r.ok and not r.drift for r in results):
         err.print("no drift: every node matches its blueprint")
     _report(results, format, "drift")
 
