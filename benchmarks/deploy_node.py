@@ -145,7 +145,7 @@ def main() -> None:
     node = plan(blueprint.data)
     state = NodeState.of(NODE)
     say = (lambda _m: None) if args.format == "json" else (lambda m: print(m, file=sys.stderr))
-    build_bundle(node_packages(blueprint), state.bundle, image=node_image_ref())  # warm
+    build_bundle(node_packages(node), state.bundle, image=node_image_ref())  # warm
     rows: dict[str, float] = {}
     try:
         say("first deploy ...")

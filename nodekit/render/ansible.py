@@ -11,9 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nodekit.render.plan import HostPlan, NodePlan, ServicePlan, port_number, secret_ref
+from nodekit.render.plan import (
+    BUNDLE_MOUNT,
+    HostPlan,
+    NodePlan,
+    ServicePlan,
+    port_number,
+    secret_ref,
+)
 
-APT_SOURCE = "deb [trusted=yes] file:/srv/nodekit/bundle ./"
+APT_SOURCE = f"deb [trusted=yes] file:{BUNDLE_MOUNT} ./"
 
 
 def group_name(kind: str, value: str) -> str:

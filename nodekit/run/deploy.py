@@ -28,9 +28,10 @@ from nodekit.pulumi.docker_provider import NODE_LABEL
 from nodekit.render import render
 from nodekit.render.plan import NodePlan, plan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
-from nodekit.run.bundle import build_bundle, role_apt_packages
+from nodekit.run.bundle import build_bundle
 from nodekit.run.lock import node_lock
 from nodekit.run.pulumi_stack import PulumiStack
+from nodekit.run.site_bundle import node_packages
 from nodekit.run.state import NodeState
 from nodekit.run.verify import VerifyResult, run_checks
 from nodekit.toolchain import node_image_ref
@@ -276,8 +277,7 @@ def _operate(
 
 def _bundle(run: _Run, node: NodePlan) -> None:
     with run.stage("bundle") as out:
-        roles = sorted({role for host in node.hosts for role in host.roles})
-        packages = role_apt_packages(roles)
+        packages = node_packages(node)
         try:
             result = build_bundle(
                 packages,

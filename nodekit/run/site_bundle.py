@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 
 from nodekit.errors import DockerError
-from nodekit.render.plan import plan
+from nodekit.render.plan import NodePlan, plan
 from nodekit.run.bundle import build_bundle, role_apt_packages
 from nodekit.toolchain import node_image_ref
 
@@ -45,9 +45,8 @@ class SiteBundle:
         }
 
 
-def node_packages(blueprint: Blueprint) -> list[str]:
+def node_packages(node: NodePlan) -> list[str]:
     """The Debian packages the node's roles install (without dependencies)."""
-    node = plan(blueprint.data)
     return role_apt_packages(sorted({role for host in node.hosts for role in host.roles}))
 
 
@@ -60,7 +59,7 @@ def make_site_bundle(
 ) -> SiteBundle:
     node = plan(blueprint.data)
     image = node_image_ref()
-    apt = build_bundle(node_packages(blueprint), output / "apt", image=image, on_event=on_line)
+    apt = build_bundle(node_packages(node), output / "apt", image=image, on_event=on_line)
     total = apt.bytes
     image_file = None
     if include_image:
