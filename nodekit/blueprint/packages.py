@@ -65,6 +65,7 @@ class PackageSpec:
     default_ports: tuple[str, ...]
     settings: type[BaseModel]
     description: str
+    one_port: bool = True  # the service listens on one TCP port (else: one or more)
 
     @property
     def settings_keys(self) -> tuple[str, ...]:
@@ -82,6 +83,7 @@ PACKAGES: dict[str, PackageSpec] = {
             default_ports=("1883/tcp",),
             settings=MosquittoSettings,
             description="MQTT broker for machine telemetry",
+            one_port=False,  # one listener per port
         ),
         PackageSpec(
             name="node-exporter",

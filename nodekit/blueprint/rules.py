@@ -235,6 +235,18 @@ def _software(node: Node, report: Report, skipped: Skipped) -> None:
         for j, dependency in enumerate(item.depends_on):
             loc: Loc = ("software", i, "depends_on", j)
             _reference(report, loc, "software", dependency, names, skipped=skipped.software)
+        if spec is not None:
+            _package_ports(report, index=i, item=item, spec=spec)
+            earlier = node.software[:i]
+            same = next(
+                (o for o in earlier if (o.host, o.package) == (item.host, item.package)), None
+            )
+            if same is not None:
+                report.error(
+                    ("software", i, "package"),
+                    f"host '{item.host}' already runs {item.package} as software[{same.name}]: "
+                    "a host runs one service of each package (one role, one configuration)",
+                )
         ports: list[tuple[Loc, str]]
         if item.ports is not None:
             ports = [(("software", i, "ports", j), port) for j, port in enumerate(item.ports)]
@@ -256,6 +268,31 @@ def _software(node: Node, report: Report, skipped: Skipped) -> None:
             on_host.append((low, high, proto, f"software[{item.name}]"))
 
 
+def _package_ports(report: Report, *, index: int, item: Software, spec: PackageSpec) -> None:
+    """Every package nodekit ships listens on TCP; most on exactly one port."""
+    if item.ports is None:
+        return
+    default = ", ".join(spec.default_ports)
+    if not item.ports:
+        report.error(
+            ("software", index, "ports"),
+            f"{spec.name} must listen on a port: list one, or leave ports out for {default}",
+        )
+    elif spec.one_port and len(item.ports) > 1:
+        report.error(
+            ("software", index, "ports"),
+            f"{spec.name} listens on one port, {len(item.ports)} are listed: "
+            f"keep one (default {default})",
+        )
+    for j, port in enumerate(item.ports):
+        low, high, proto = parse_port(port)
+        if proto != "tcp" or low != high:
+            report.error(
+                ("software", index, "ports", j),
+                f"{spec.name} listens on single TCP ports, not '{port}': write e.g. {default}",
+            )
+
+
 def _settings(
     node: Node, report: Report, skipped: Skipped, *, index: int, item: Software, spec: PackageSpec
 ) -> None:
@@ -270,12 +307,21 @@ def _settings(
         if any(isinstance(mark, ZoneRef) for mark in info.metadata):
             for j, zone in enumerate(getattr(settings, name)):
                 _reference(report, (*loc, name, j), "zone", zone, zones, skipped=skipped.zones)
+    if isinstance(settings, MosquittoSettings) and not (settings.users or settings.allow_anonymous):
+        report.warning(
+            (*loc, "users"),
+            "this broker accepts no client: it has no users and allow_anonymous is false; "
+            "list users (passwords come from the secrets store) or set allow_anonymous: true",
+        )
     uplink = node.network.uplink
     bridged = isinstance(settings, MosquittoSettings) and settings.bridge_topics
-    if bridged and (uplink is None or uplink.type == "none"):
-        report.warning(
+    if bridged and (uplink is None or uplink.type == "none" or not uplink.peer):
+        have = "is not set" if uplink is None else f"is type {uplink.type} with no peer"
+        report.error(
             (*loc, "bridge_topics"),
-            "MQTT bridging goes through the uplink, but network.uplink is not set",
+            f"MQTT bridging goes to the uplink's peer, but network.uplink {have}: "
+            "set network.uplink (type vpn or direct, with the peer's broker address) "
+            "or remove bridge_topics",
         )
 
 

@@ -91,7 +91,7 @@ def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str
     }
     peer = node.uplink.get("peer")
     topics = settings.get("bridge_topics") or []
-    if node.uplink.get("type") == "vpn" and peer and topics:
+    if node.uplink.get("type") in ("vpn", "direct") and peer and topics:
         result["mosquitto_bridge"] = {"address": peer, "port": 1883, "topics": list(topics)}
     return result
 
@@ -99,7 +99,7 @@ def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str
 def _postgresql(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
     settings = service.settings
     zones = [host.zone, *(settings.get("allowed_zones") or [])]
-    databases = list(settings.get("databases") or ["historian"])
+    databases = list(settings.get("databases") or [])
     return {
         "postgresql_port": port_number(service.ports[0]),
         "postgresql_databases": databases,
@@ -108,7 +108,6 @@ def _postgresql(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[st
             {
                 "name": user,
                 "password": secret_ref(f"{service.name}/{user}"),
-                "database": databases[0],
             }
             for user in settings.get("users") or []
         ],

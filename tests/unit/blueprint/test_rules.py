@@ -101,17 +101,72 @@ def test_two_services_on_one_host_with_the_same_port(ws: Workspace) -> None:
     ]
 
 
-def test_same_port_with_another_protocol_is_fine(ws: Workspace) -> None:
-    _, found = broken(ws, "    depends_on: [broker]\n", "    ports: [1883/udp]\n")
+def test_services_listen_on_single_tcp_ports(ws: Workspace) -> None:
+    text, found = broken(ws, "    depends_on: [broker]\n", "    ports: [1883/udp]\n")
+    assert found == [
+        f"node.yaml:{at(text, '1883/udp')}: error: software[db].ports[0]: postgresql listens "
+        "on single TCP ports, not '1883/udp': write e.g. 5432/tcp"
+    ]
+
+
+def test_a_service_without_a_port_is_refused(ws: Workspace) -> None:
+    text, found = broken(ws, "    depends_on: [broker]\n", "    ports: []\n")
+    assert found == [
+        f"node.yaml:{at(text, 'ports: []', value=True)}: error: software[db].ports: "
+        "postgresql must listen on a port: list one, or leave ports out for 5432/tcp"
+    ]
+
+
+def test_one_port_packages_take_one_port(ws: Workspace) -> None:
+    text, found = broken(ws, "    depends_on: [broker]\n", "    ports: [5432/tcp, 5433/tcp]\n")
+    assert found == [
+        f"node.yaml:{at(text, 'ports: [', after='name: db', value=True)}: error: "
+        "software[db].ports: postgresql listens on one port, 2 are listed: keep one "
+        "(default 5432/tcp)"
+    ]
+
+
+def test_a_broker_may_listen_on_several_ports(ws: Workspace) -> None:
+    _, found = broken(
+        ws, "    package: mosquitto\n", "    package: mosquitto\n    ports: [1883/tcp, 1884/tcp]\n"
+    )
     assert found == []
+
+
+def test_one_service_of_each_package_per_host(ws: Workspace) -> None:
+    text, found = broken(
+        ws, "    depends_on: [broker]\n", "    package: mosquitto\n    ports: [1884/tcp]\n"
+    )
+    text = text.replace("    package: postgresql\n", "")
+    found = ws.check(text)
+    assert found == [
+        f"node.yaml:{at(text, 'mosquitto', after='name: db')}: error: software[db].package: "
+        "host 'hist-01' already runs mosquitto as software[broker]: a host runs one service "
+        "of each package (one role, one configuration)"
+    ]
+
+
+def test_bridging_needs_an_uplink_with_a_peer(ws: Workspace) -> None:
+    text, found = broken(
+        ws,
+        "    package: mosquitto\n",
+        "    package: mosquitto\n    settings: {bridge_topics: [a/#]}\n",
+    )
+    assert found == [
+        f"node.yaml:{at(text, 'bridge_topics: ', value=True)}: error: "
+        "software[broker].settings.bridge_topics: MQTT bridging goes to the uplink's peer, "
+        "but network.uplink is not set: set "
+        "network.uplink (type vpn or direct, with the peer's broker address) or remove "
+        "bridge_topics"
+    ]
 
 
 def test_a_default_port_clashes_too(ws: Workspace) -> None:
     text, found = broken(ws, "package: postgresql", "package: mosquitto")
-    assert found == [
+    assert (
         f"node.yaml:{at(text, 'mosquitto', after='name: db')}: error: software[db].package: "
         "default port 1883/tcp on host 'hist-01' is already used by software[broker]"
-    ]
+    ) in found
 
 
 def test_dependency_cycle(ws: Workspace) -> None:
