@@ -15,6 +15,9 @@ from typing import Any
 import ansible_runner
 
 EventFn = Callable[[str], None]
+# The rescue task of playbooks/tasks/report-failure.yml: its message is the
+# reason of the task that failed before it on the same host, secrets removed.
+REASON_TASK = "Report the failure reason"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,15 @@ def _message(result: dict[str, Any]) -> str:
         return "output hidden (no_log)"
     text = str(result.get("msg") or result.get("stderr") or result.get("reason") or "failed")
     return text.strip().splitlines()[0][:300] if text.strip() else "failed"
+
+
+def _explain(failures: list[HostFailure], host: str, reason: str) -> None:
+    """Give the host's last failure the reason its rescue reported."""
+    for i in range(len(failures) - 1, -1, -1):
+        if failures[i].host == host:
+            failures[i] = HostFailure(host, failures[i].task, reason)
+            return
+    failures.append(HostFailure(host, "", reason))
 
 
 def _drop_recorded_environment(run_dir: Path) -> None:
@@ -104,6 +116,8 @@ def run_playbook(
         kind = event.get("event", "")
         if kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
             changed_tasks.append(f"{host}: {task}")
+        elif kind == "runner_on_failed" and task == REASON_TASK:
+            _explain(failures, host, _message(data.get("res") or {}))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             failures.append(HostFailure(host, task, _message(data.get("res") or {})))
         elif kind == "runner_on_unreachable":

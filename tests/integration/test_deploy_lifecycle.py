@@ -114,7 +114,7 @@ def test_lifecycle(
     assert main(["verify", str(path), "--format", "json"]) == 0
     capsys.readouterr()
     assert main(["plan", str(path), "--format", "json"]) == 0
-    (planned,) = json.loads(capsys.readouterr().out)
+    (planned,) = json.loads(capsys.readouterr().out)["nodes"]
     assert planned["drift"] == []
 
     # 3. A fault: a service stopped and a configuration file changed by hand.
@@ -135,7 +135,7 @@ def test_lifecycle(
 
     # 4. Drift names both, and exits 1.
     assert main(["drift", str(path), "--format", "json"]) == 1
-    (drift,) = json.loads(capsys.readouterr().out)
+    (drift,) = json.loads(capsys.readouterr().out)["nodes"]
     assert any(line.startswith("configure: hist-01:") for line in drift["drift"])
     assert any("hist-01: service broker" in line for line in drift["drift"])
     assert any("edge-01: ssh hardened" in line for line in drift["drift"])
@@ -161,7 +161,7 @@ def test_lifecycle(
     conf = "/etc/mosquitto/conf.d/nodekit.conf"
     _exec(docker_client, "hist-01", "sh", "-c", f"rm -f {conf} && mkdir {conf}")
     assert main(["deploy", str(path), "--yes", "--format", "json"]) == 1
-    (failed,) = json.loads(capsys.readouterr().out)
+    (failed,) = json.loads(capsys.readouterr().out)["nodes"]
     assert "hist-01" in failed["error"] and "configure failed" in failed["error"]
     assert [s["stage"] for s in failed["stages"]][-1] == "configure"
     assert (state.root / "deployed.json").is_file()
@@ -170,7 +170,25 @@ def test_lifecycle(
     assert resumed.ok, resumed.error
     assert {s.stage: s for s in resumed.stages}["infrastructure"].changed == 0
 
-    # 9. No secret value landed in a run folder or a rendered file, and none
+    # 9. A task whose output is hidden (no_log) fails: the run still says why,
+    #    naming node, host, task and stage, with every secret value removed.
+    #    (mosquitto_passwd is swapped for one that fails quoting the clear file.)
+    fake = '#!/bin/sh\necho "cannot hash: $(head -n 1 "$2")" >&2\nexit 3\n'
+    tool = "/usr/bin/mosquitto_passwd"
+    swap = f"mv {tool} {tool}.real && printf '{fake}' > {tool} && chmod 755 {tool}"
+    _exec(docker_client, "hist-01", "sh", "-c", swap)
+    _exec(docker_client, "hist-01", "rm", "/etc/mosquitto/nodekit.users.sha256")
+    assert main(["deploy", str(path), "--yes", "--format", "json"]) == 1
+    (hidden,) = json.loads(capsys.readouterr().out)["nodes"]
+    assert hidden["error"] == (
+        f"{NODE}/hist-01: configure failed: task 'Hash the passwords': "
+        "non-zero return code: cannot hash: edge:********"
+    )
+    assert not any(value in hidden["error"] for value in state.secret_values())
+    _exec(docker_client, "hist-01", "mv", f"{tool}.real", tool)
+    assert runs.deploy(blueprint, options=options).ok
+
+    # 10. No secret value landed in a run folder or a rendered file, and none
     #    had to be scrubbed from one: no run wrote a secret anywhere.
     secrets = state.secret_values()
     assert secrets
@@ -184,7 +202,7 @@ def test_lifecycle(
                 data = file.read_bytes()
                 assert not any(s.encode() in data for s in secrets), file
 
-    # 10. Destroy leaves nothing, and is idempotent.
+    # 11. Destroy leaves nothing, and is idempotent.
     assert main(["destroy", str(path), "--yes"]) == 0
     assert _leftovers(docker_client) == []
     assert not state.pulumi.exists()
