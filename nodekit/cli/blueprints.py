@@ -16,7 +16,7 @@ from rich.table import Table
 from nodekit import blueprint
 from nodekit.blueprint.compose import display
 from nodekit.cli.main import app
-from nodekit.cli.output import Format, emit_json, err, out
+from nodekit.cli.output import Format, emit_json, err, out, print_table
 from nodekit.errors import BlueprintError, Diagnostic
 
 FORMAT = typer.Option(Format.table, "--format", "-f", help="table (for people) or json.")
@@ -201,4 +201,4 @@ def packages(format: Format = FORMAT) -> None:
             spec.service,
             ", ".join(spec.settings_keys) or "-",
         )
-    out.print(table)
+    print_table(table)

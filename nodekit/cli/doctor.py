@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nodekit.cli.main import app
-from nodekit.cli.output import Format, emit_json, err, out
+from nodekit.cli.output import Format, emit_json, err, print_table
 from nodekit.toolchain.doctor import run_checks
 
 
@@ -32,7 +32,7 @@ def doctor(
         for c in checks:
             status = "[green]ok[/]" if c.ok else "[red]MISSING[/]"
             table.add_row(c.part, status, escape(c.detail), escape(c.fix))
-        out.print(table)
+        print_table(table)
         if not ok:
             err.print("[red]some parts are missing[/]: run the fix shown for each")
     if not ok:

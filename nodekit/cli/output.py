@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from nodekit.blueprint import Blueprint, load_all
 from nodekit.errors import UsageError
@@ -17,6 +18,15 @@ from nodekit.errors import UsageError
 # pipelines) to stdout.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+
+def print_table(table: Table) -> None:
+    """A table on stdout: fitted to a terminal; without one (CI logs, pipes) at
+    its natural width, every cell on one line, so nothing is wrapped."""
+    if out.is_terminal:
+        out.print(table)
+    else:
+        Console(file=sys.stdout, width=100_000, highlight=False, soft_wrap=False).print(table)
 
 
 class Format(enum.StrEnum):

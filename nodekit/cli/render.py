@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nodekit.cli.main import app
-from nodekit.cli.output import Format, emit_json, err, load_nodes, out
+from nodekit.cli.output import Format, emit_json, err, load_nodes, print_table
 from nodekit.errors import UsageError
 from nodekit.render import render as render_node
 
@@ -60,6 +60,6 @@ def render(
         table.add_row(
             r.node, escape(str(r.out_dir)), str(len(r.files)), str(r.written), str(r.removed)
         )
-    out.print(table)
+    print_table(table)
     if all(r.written == 0 and r.removed == 0 for r in results):
         err.print("nothing changed: every rendered file was already up to date")

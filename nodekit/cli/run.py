@@ -14,7 +14,7 @@ from rich.table import Table
 
 from nodekit.blueprint import Blueprint
 from nodekit.cli.main import app
-from nodekit.cli.output import Format, emit_json, err, load_nodes, out
+from nodekit.cli.output import Format, emit_json, err, load_nodes, out, print_table
 from nodekit.errors import UsageError
 from nodekit.run import deploy as runs
 from nodekit.run.deploy import Event, RunOptions, RunResult
@@ -80,9 +80,14 @@ def _run_all(
         return [f.result() for f in futures]
 
 
-def _report(results: list[RunResult], format: Format, title: str) -> None:
+def _report(
+    results: list[RunResult], format: Format, title: str, *, drift_fails: bool = False
+) -> None:
+    """The results as a table (stdout) and errors (stderr), or one JSON object
+    ``{"command", "nodes": [...]}``; exit 1 when a node failed (or drifted,
+    with ``drift_fails``)."""
     if format is Format.json:
-        emit_json([r.to_dict() for r in results])
+        emit_json({"command": title, "nodes": [r.to_dict() for r in results]})
     else:
         table = Table(title=title, title_justify="left")
         for column in ("node", "stage", "status", "seconds", "changed", "detail"):
@@ -94,14 +99,18 @@ def _report(results: list[RunResult], format: Format, title: str) -> None:
                     escape(r.node), s.stage, status, f"{s.seconds:.1f}", str(s.changed),
                     escape(s.detail),
                 )  # fmt: skip
-        out.print(table)
+        print_table(table)
         for r in results:
             for line in r.drift:
                 out.print(f"{r.node}: {line}", markup=False)
+            if drift_fails and r.drift and r.ok:
+                err.print(
+                    f"{r.node}: {len(r.drift)} difference(s) from the blueprint", markup=False
+                )
             if r.error:
                 err.print(f"[red]error[/]: {escape(r.error)}")
                 err.print(f"  run folder: {r.run_dir}", markup=False, highlight=False)
-    if any(not r.ok for r in results):
+    if any(not r.ok or (drift_fails and r.drift) for r in results):
         raise typer.Exit(1)
 
 
@@ -178,12 +187,9 @@ def drift(
     results = _run_all(
         blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="drift"
     )
-    for r in results:
-        if r.drift and r.error is None:
-            r.error = f"{len(r.drift)} difference(s) from the blueprint"
     if format is Format.table and all(r.ok and not r.drift for r in results):
         err.print("no drift: every node matches its blueprint")
-    _report(results, format, "drift")
+    _report(results, format, "drift", drift_fails=True)
 
 
 @app.command()

@@ -86,10 +86,20 @@ class RunResult:
     def changed(self) -> int:
         return sum(s.changed for s in self.stages)
 
+    @property
+    def status(self) -> str:
+        """``ok``; ``failed`` (a stage or the lock failed); ``drift`` (plan or
+        drift found differences from the blueprint)."""
+        if not self.ok:
+            return "failed"
+        return "drift" if self.drift else "ok"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["run_dir"] = str(self.run_dir)
+        data["run"] = self.run_dir.name
         data["ok"] = self.ok
+        data["status"] = self.status
         data["changed"] = self.changed
         return data
 

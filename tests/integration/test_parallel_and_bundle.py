@@ -57,7 +57,7 @@ def test_two_nodes_deploy_in_parallel_and_destroy(
         )
     try:
         assert main(["deploy", str(sites), "--yes", "--format", "json"]) == 0
-        results = json.loads(capsys.readouterr().out)
+        results = json.loads(capsys.readouterr().out)["nodes"]
         assert sorted(r["node"] for r in results) == names
         for r in results:
             assert r["ok"], r["error"]
