@@ -12,7 +12,7 @@ TC := nodekit/toolchain
 # Time a step and say so: "setup: <step> <seconds>s".
 timed = TIMEFORMAT="setup: $(1) %Rs"; time
 
-.PHONY: help setup deps host docker image pulumi demo bench test lint unit integration golden clean
+.PHONY: help setup deps host docker image pulumi demo bench test stress lint unit integration golden clean
 
 help:
 	@echo "make demo   deploy and verify the example node on the local target"
@@ -20,6 +20,7 @@ help:
 	@echo "make setup  install the toolchain only (python deps, docker, node image, pulumi)"
 	@echo "make golden regenerate the golden files of the render tests"
 	@echo "make bench  run the benchmarks (render fleet, deploy node)"
+	@echo "make stress the property tests at full size (thousands of generated blueprints)"
 
 setup: deps host docker image pulumi
 
@@ -69,6 +70,10 @@ integration: setup
 
 test: setup lint
 	@TIMEFORMAT="test: pytest %Rs"; time $(BIN)/pytest
+
+# The render property over thousands of generated blueprints (make test runs a few hundred).
+stress: deps
+	NODEKIT_PROPERTY_EXAMPLES=3000 $(BIN)/pytest -q tests/unit/render/test_render_property.py
 
 golden: deps
 	NODEKIT_REGEN_GOLDEN=1 $(BIN)/pytest -q tests/unit/render/test_golden.py

@@ -27,8 +27,23 @@ _quoted: dict[str, str] = {}  # a string -> how it is written, for strings met b
 _encode = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
 
 
+class IndentedDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, with block sequences indented under their key (as
+    yamllint and ansible-lint expect, and as the project's own YAML is written)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def library_yaml(data: Any) -> str:
+    """PyYAML's own text of ``data`` with render's options (what yaml_block equals)."""
+    return yaml.dump(
+        data, Dumper=IndentedDumper, sort_keys=True, default_flow_style=False, width=1000
+    )
+
+
 def yaml_block(data: Any) -> str:
-    """``yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=1000)``."""
+    """:func:`library_yaml`, quicker on plain data."""
     if type(data) is dict and data:
         try:
             lines: list[str] = []
@@ -36,7 +51,7 @@ def yaml_block(data: Any) -> str:
             return "".join(lines)
         except _NotPlain:
             pass
-    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=1000)
+    return library_yaml(data)
 
 
 def json_indented(data: Any) -> str:
@@ -239,15 +254,15 @@ def _sequence(items: list[Any], indent: int, lines: list[str], seen: set[int]) -
 
 
 def _value(value: Any, head: str, indent: int, lines: list[str], seen: set[int]) -> None:
-    """``head`` (a key and its colon), then the value: nested mappings one step in,
-    sequences at the key's own indent (PyYAML's indentless sequences)."""
+    """``head`` (a key and its colon), then the value: nested mappings and
+    sequences one step in."""
     kind = type(value)
     if kind is dict and value:
         lines.append(f"{head}\n{' ' * (indent + 2)}")
         _mapping(value, indent + 2, lines, seen)
     elif kind is list and value:
-        lines.append(f"{head}\n{' ' * indent}")
-        _sequence(value, indent, lines, seen)
+        lines.append(f"{head}\n{' ' * (indent + 2)}")
+        _sequence(value, indent + 2, lines, seen)
     else:
         lines.append(f"{head} {_flow(value, seen)}\n")
 

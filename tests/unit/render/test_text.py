@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +52,7 @@ ANY = st.dictionaries(TEXT, _data(TEXT), max_size=5) | _data(TEXT)
 
 
 def _safe_dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=1000)
+    return text.library_yaml(data)
 
 
 def _dumps(data: Any) -> str:
