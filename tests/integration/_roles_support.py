@@ -153,12 +153,9 @@ class Lab:
                             {"name": "sensor", "password": self.secrets["mqtt"]},
                         ],
                         "postgresql_allowed_cidrs": [self.cell],
+                        "postgresql_databases": ["historian"],
                         "postgresql_users": [
-                            {
-                                "name": "historian",
-                                "password": self.secrets["pg"],
-                                "database": "historian",
-                            }
+                            {"name": "historian", "password": self.secrets["pg"]},
                         ],
                         "prometheus_targets": [
                             f"{self.address('a')}:9100",

@@ -55,6 +55,7 @@ software:
   - name: broker
     package: mosquitto
     host: hist-01
+    settings: {users: [edge]}
   - name: db
     package: postgresql
     host: hist-01

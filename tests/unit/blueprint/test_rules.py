@@ -135,7 +135,9 @@ def test_a_broker_may_listen_on_several_ports(ws: Workspace) -> None:
 
 def test_one_service_of_each_package_per_host(ws: Workspace) -> None:
     text, found = broken(
-        ws, "    depends_on: [broker]\n", "    package: mosquitto\n    ports: [1884/tcp]\n"
+        ws,
+        "    depends_on: [broker]\n",
+        "    package: mosquitto\n    ports: [1884/tcp]\n    settings: {users: [line]}\n",
     )
     text = text.replace("    package: postgresql\n", "")
     found = ws.check(text)
@@ -148,12 +150,10 @@ def test_one_service_of_each_package_per_host(ws: Workspace) -> None:
 
 def test_bridging_needs_an_uplink_with_a_peer(ws: Workspace) -> None:
     text, found = broken(
-        ws,
-        "    package: mosquitto\n",
-        "    package: mosquitto\n    settings: {bridge_topics: [a/#]}\n",
+        ws, "settings: {users: [edge]}", "settings: {users: [edge], bridge_topics: [a/#]}"
     )
     assert found == [
-        f"node.yaml:{at(text, 'bridge_topics: ', value=True)}: error: "
+        f"node.yaml:{at(text, 'bridge_topics: [', value=True)}: error: "
         "software[broker].settings.bridge_topics: MQTT bridging goes to the uplink's peer, "
         "but network.uplink is not set: set "
         "network.uplink (type vpn or direct, with the peer's broker address) or remove "
@@ -226,11 +226,7 @@ def test_unknown_package_lists_the_known_ones(ws: Workspace) -> None:
 
 
 def test_package_settings_are_checked_where_they_are_written(ws: Workspace) -> None:
-    text, found = broken(
-        ws,
-        "    package: mosquitto\n",
-        "    package: mosquitto\n    settings:\n      allow_anonymus: true\n",
-    )
+    text, found = broken(ws, "{users: [edge]}", "{users: [edge], allow_anonymus: true}")
     assert found == [
         f"node.yaml:{at(text, 'allow_anonymus')}: error: software[broker].settings."
         "allow_anonymus: unknown key (did you mean 'allow_anonymous'?)"
