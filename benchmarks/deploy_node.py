@@ -106,7 +106,6 @@ def nodekit_converge(state: Any, scratch: Path, node: Any) -> float:
             Path(tempfile.mkdtemp(dir=scratch)),
             extra_vars_file=state.secrets_file,
             extra_inventory=state.root / "inventory-outputs.yml",
-            mitogen_target=node.target,
         )
     )
     if not result.ok:
@@ -116,7 +115,7 @@ def nodekit_converge(state: Any, scratch: Path, node: Any) -> float:
 
 def fresh_infrastructure(blueprint: Any, node: Any, state: Any) -> None:
     """Recreate the node's containers (no configuration) through the real engine."""
-    from nodekit.run.deploy import _stack
+    from nodekit.run.stages import stack as _stack
 
     stack = _stack(node, state, state.rendered)
     stack.destroy(remove=False)
@@ -137,7 +136,7 @@ def main() -> None:
     from nodekit.run.bundle import build_bundle
     from nodekit.run.site_bundle import node_packages
     from nodekit.run.state import NodeState
-    from nodekit.toolchain import node_image_ref
+    from nodekit.toolchain import baseline_status
 
     site = scratch / f"{NODE}.yaml"
     site.write_text(SITE)
@@ -145,7 +144,7 @@ def main() -> None:
     node = plan(blueprint.data)
     state = NodeState.of(NODE)
     say = (lambda _m: None) if args.format == "json" else (lambda m: print(m, file=sys.stderr))
-    build_bundle(node_packages(node), state.bundle, image=node_image_ref())  # warm
+    build_bundle(node_packages(node), state.bundle, baseline=baseline_status())  # warm
     rows: dict[str, float] = {}
     try:
         say("first deploy ...")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from nodekit import blueprint
 from nodekit.blueprint.compose import display
-from nodekit.cli.main import app
+from nodekit.cli.app import app
 from nodekit.cli.output import Format, emit_json, err, out, print_table
 from nodekit.errors import BlueprintError, Diagnostic
 

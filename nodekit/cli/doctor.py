@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nodekit.cli.main import app
-from nodekit.cli.output import Format, emit_json, err, print_table
+from nodekit.cli.app import app
+from nodekit.cli.output import Format, emit_json, err, load_nodes, print_table
 from nodekit.toolchain.doctor import run_checks
 
 
 @app.command()
 def doctor(
+    paths: list[Path] = typer.Argument(
+        None, help="Blueprints (files or folders): check only what their targets need."
+    ),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
 ) -> None:
-    """Check the toolchain: Python deps, Ansible collections, Docker engine,
-    node image, Pulumi CLI and its Python language host.
+    """Check the toolchain: Python deps, Ansible collections, host tools, the
+    baseline package list, Pulumi CLI and its Python language host, and what
+    each target needs (local: Docker engine and node image; ssh: an OpenSSH
+    client). With blueprints, only their targets' parts are checked: an ssh
+    node needs no Docker.
 
     Exit 0 when every part is ready, 1 when any is missing; each missing part
     comes with the command that fixes it (usually `make setup`).
     """
-    checks = run_checks()
+    parts: tuple[str, ...] | None = None
+    if paths:
+        from nodekit.render.plan import plan
+        from nodekit.targets import TARGETS
+
+        targets = {plan(bp.data).target for bp in load_nodes(paths)}
+        parts = tuple(part for name in sorted(targets) for part in TARGETS[name].toolchain)
+    checks = run_checks(parts)
     ok = all(c.ok for c in checks)
     if format is Format.json:
         emit_json({"ok": ok, "checks": [c.to_dict() for c in checks]})

@@ -6,42 +6,14 @@ import sys
 
 import typer
 
-from nodekit import __version__
+from nodekit.cli.app import app
 from nodekit.cli.output import err
 from nodekit.errors import BlueprintError, InputError, NodekitError
 
-app = typer.Typer(
-    name="nodekit",
-    help=(
-        "Stand up standardized production nodes from declarative blueprints.\n\n"
-        "Typical flow: `nodekit doctor` (is the toolchain here?), `nodekit validate "
-        "blueprints/`, `nodekit render SITE.yaml -o out/`, `nodekit deploy SITE.yaml`."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"nodekit {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """nodekit: production nodes as code."""
-
 
 def _register() -> None:
-    # Each module adds its commands to `app`; imported here, not at the top,
-    # so that `import nodekit.cli.main` stays cheap and cycle-free.
+    # Each command module adds its commands to `app` (nodekit.cli.app, which
+    # imports none of them); imported here so `import nodekit.cli.main` stays cheap.
     from nodekit.cli import commands  # noqa: F401
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nodekit.cli.main import app
+from nodekit.cli.app import app
 from nodekit.cli.output import Format, emit_json, err, load_nodes, print_table
 from nodekit.errors import UsageError
 from nodekit.render import render as render_node

@@ -8,7 +8,6 @@ target).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pulumi
@@ -187,15 +186,9 @@ def program(data: dict[str, Any]) -> None:
     """The whole Pulumi program of one node, from its merged blueprint data."""
     config = pulumi.Config("nodekit")
     node = plan(data)
-    if node.target == "local":
-        # The bundle folder is machine-local: it comes from the environment of the
-        # run (nodekit deploy sets it), never from a rendered file.
-        bundle = config.get("bundle") or os.environ.get("NODEKIT_BUNDLE") or None
-        local = LocalNode(node, image=config.require("image"), bundle=bundle)
-        pulumi.export("hosts", local.hosts)
-    else:
-        # ssh target: the hosts exist already; Ansible reaches them directly.
-        pulumi.export("hosts", {h.name: h.ssh.get("host") or h.address for h in node.hosts})
+    from nodekit.targets import target_for
+
+    pulumi.export("hosts", target_for(node).pulumi_hosts(config))
     if node.cloud:
         for key, value in cloud_resources(node).items():
             pulumi.export(key, value)

@@ -84,7 +84,7 @@ _image: dict[tuple[tuple[int, ...], ...], str] = {}
 _SETTLED_NS = 2_000_000_000  # a file changed longer ago than this has telling stats
 
 
-def _image_ref() -> str:
+def cached_image_ref() -> str:
     """:func:`node_image_ref`, hashed again only when a file of the image recipe
     changed (its size, inode or times), not for every node.
 
@@ -115,14 +115,25 @@ def _source_paths(blueprint: Blueprint) -> list[tuple[str, Path]]:
     return [(os.path.relpath(path, top), path) for path in blueprint.sources]
 
 
-def render_files(
-    blueprint: Blueprint, *, roles_path: Path = PLAYBOOKS / "roles"
-) -> dict[str, bytes]:
+@cache
+def _site_playbook_text() -> bytes:
+    return (PLAYBOOKS / "site.yml").read_bytes()
+
+
+def _site_playbook(node: NodePlan) -> bytes:
+    """The project's site playbook, headed with the node it converges."""
+    head = f"# Converges node {node.name}: nodekit's site playbook (playbooks/site.yml).\n"
+    return head.encode() + _site_playbook_text()
+
+
+def render_files(blueprint: Blueprint) -> dict[str, bytes]:
     """Every rendered file of one node, as bytes, keyed by path relative to DIR."""
     node: NodePlan = plan(blueprint.data)
     files: dict[str, bytes] = {"blueprint.json": _json(blueprint.data)}
 
-    context = {"node": node, "image": _image_ref()}
+    from nodekit.targets import target_for
+
+    context = {"node": node, "stack_config": target_for(node).stack_config()}
     files["pulumi/Pulumi.yaml"] = _template(
         "Pulumi.yaml.j2",
         project=f"nodekit-{node.name}",
@@ -133,11 +144,9 @@ def render_files(
     files["pulumi/__main__.py"] = _template("__main__.py.j2", **context)
 
     files["ansible/ansible.cfg"] = _template(
-        "ansible.cfg.j2", roles_path=str(roles_path), forks=max(5, len(node.hosts)), **context
+        "ansible.cfg.j2", forks=max(5, len(node.hosts)), **context
     )
-    files["ansible/site.yml"] = _template(
-        "site.yml.j2", site_playbook=str(roles_path.parent / "site.yml"), **context
-    )
+    files["ansible/site.yml"] = _site_playbook(node)
     files["ansible/inventory.yml"] = _yaml(
         f"Inventory of node {node.name}, rendered by nodekit.", ansible.inventory(node)
     )

@@ -48,7 +48,8 @@ def inventory(node: NodePlan) -> dict[str, Any]:
 
 
 def group_vars(node: NodePlan) -> dict[str, Any]:
-    local = node.target == "local"
+    from nodekit.targets import target_for
+
     return {
         "nodekit_node": node.name,
         "nodekit_target": node.target,
@@ -59,24 +60,15 @@ def group_vars(node: NodePlan) -> dict[str, Any]:
         "nodekit_flows": [
             {"from": f["from"], "to": f["to"], "ports": list(f["ports"])} for f in node.flows
         ],
-        # Containers never get the right to set this machine's clock, and are
-        # created with their sysctls set: the roles must not try either.
-        "nodekit_chrony_clock_control": not local,
-        "nodekit_manage_ip_forward": not local,
+        **target_for(node).role_vars(),
         "ansible_python_interpreter": "/usr/bin/python3",
     }
 
 
 def connection_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
-    if node.target == "local":
-        return {"ansible_connection": "community.docker.docker", "ansible_host": host.container}
-    return {
-        "ansible_connection": "ansible.builtin.ssh",
-        "ansible_host": host.ssh.get("host") or host.address,
-        "ansible_user": host.ssh.get("user") or "nodekit",
-        "ansible_port": int(host.ssh.get("port") or 22),
-        "ansible_become": True,
-    }
+    from nodekit.targets import target_for
+
+    return target_for(node).connection_vars(host)
 
 
 def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
@@ -145,6 +137,9 @@ ROLE_VARS: dict[str, Callable[[NodePlan, HostPlan, ServicePlan], dict[str, Any]]
 def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
     result: dict[str, Any] = {
         **connection_vars(node, host),
+        "nodekit_admin_keys": list(host.ssh.get("admin_keys") or []),
+        "nodekit_ssh_port": host.ssh_port,
+        "nodekit_ssh_allow_from": list(host.ssh_allow_from),
         "nodekit_host_addresses": dict(host.addresses),
         "nodekit_is_gateway": host.is_gateway,
         "nodekit_routes": [{"cidr": cidr, "via": via} for cidr, via in host.routes],

@@ -12,15 +12,10 @@ SSH = "22/tcp"
 
 def host_specs(node: NodePlan) -> dict[str, str]:
     """testinfra connection strings, one per host."""
-    if node.target == "local":
-        return {h.name: f"docker://{h.container}" for h in node.hosts}
-    specs = {}
-    for h in node.hosts:
-        user = h.ssh.get("user") or "nodekit"
-        address = h.ssh.get("host") or h.address
-        port = int(h.ssh.get("port") or 22)
-        specs[h.name] = f"ssh://{user}@{address}:{port}?sudo=true"
-    return specs
+    from nodekit.targets import target_for
+
+    target = target_for(node)
+    return {h.name: target.testinfra_spec(h) for h in node.hosts}
 
 
 def services(node: NodePlan) -> list[Row]:

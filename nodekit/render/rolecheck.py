@@ -25,7 +25,10 @@ from nodekit.render.plan import ROLE_ORDER
 
 SECRET_REF = re.compile(r"""nodekit_secrets\[["']([^"']+)["']\]""")
 # Values that exist only on a live host (facts, magic variables) that roles read.
-HOST_ONLY: dict[str, Any] = {"ansible_check_mode": False}
+HOST_ONLY: dict[str, Any] = {
+    "ansible_check_mode": False,
+    "base_container": {"rc": 1},  # base role: `systemd-detect-virt --container` (not one)
+}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Any
 import ansible_runner
 
 EventFn = Callable[[str], None]
+#: nodekit's roles; rendered files never name this path (renders are path-independent).
+ROLES_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 # The rescue task of playbooks/tasks/report-failure.yml: its message is the
 # reason of the task that failed before it on the same host, secrets removed.
 REASON_TASK = "Report the failure reason"
@@ -49,13 +51,19 @@ def _message(result: dict[str, Any]) -> str:
     return text.strip().splitlines()[0][:300] if text.strip() else "failed"
 
 
-def _explain(failures: list[HostFailure], host: str, reason: str) -> None:
-    """Give the host's last failure the reason its rescue reported."""
-    for i in range(len(failures) - 1, -1, -1):
-        if failures[i].host == host:
-            failures[i] = HostFailure(host, failures[i].task, reason)
-            return
-    failures.append(HostFailure(host, "", reason))
+def _explain(failures: list[HostFailure], host: str, message: str) -> None:
+    """The host's rescue reported which task failed and why (JSON; see
+    playbooks/roles/base/tasks/report_failure.yml): that is the host's failure,
+    in place of the failures it saw before (inner blocks' rescued ones included)."""
+    try:
+        data = json.loads(message)
+        task, reason = str(data.get("task") or ""), str(data.get("reason") or "failed")
+    except (ValueError, AttributeError):
+        task, reason = "", message
+    earlier = [f for f in failures if f.host == host]
+    failures[:] = [f for f in failures if f.host != host]
+    reason = " ".join(reason.split())[:600]
+    failures.append(HostFailure(host, task or (earlier[-1].task if earlier else ""), reason))
 
 
 def _drop_recorded_environment(run_dir: Path) -> None:
@@ -72,21 +80,18 @@ def _drop_recorded_environment(run_dir: Path) -> None:
         record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def mitogen_settings(target: str) -> tuple[dict[str, str], list[str]]:
-    """Environment and arguments that run a playbook under Mitogen.
+def mitogen_settings() -> dict[str, str]:
+    """Environment that runs a playbook under Mitogen.
 
     Mitogen keeps one Python interpreter per host for the whole run instead
-    of one ``docker exec`` (or SSH round trip) per task. Its strategy
-    recognises the classic connection names, so the connection is named
-    ``docker`` (routed to community.docker.docker when Mitogen is off) or
-    ``ssh`` for the run.
+    of one ``docker exec`` (or SSH round trip) per task. Its strategy handles
+    the classic connection names the targets render (``docker``, ``ssh``) and
+    ``local`` (a task delegated to the controller).
     """
     import ansible_mitogen
 
     strategies = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
-    env = {"ANSIBLE_STRATEGY_PLUGINS": str(strategies), "ANSIBLE_STRATEGY": "mitogen_linear"}
-    connection = "docker" if target == "local" else "ssh"
-    return env, ["--extra-vars", f"ansible_connection={connection}"]
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(strategies), "ANSIBLE_STRATEGY": "mitogen_linear"}
 
 
 def run_playbook(
@@ -96,15 +101,18 @@ def run_playbook(
     extra_vars_file: Path | None = None,
     extra_inventory: Path | None = None,
     check: bool = False,
-    mitogen_target: str | None = None,
+    mitogen: bool = True,
+    env: dict[str, str] | None = None,
+    extra_vars: dict[str, Any] | None = None,
     on_line: EventFn | None = None,
 ) -> AnsibleResult:
     """Run the rendered site.yml against the rendered inventory.
 
     ``check`` runs in check-and-diff mode (what would change). Secrets reach
     Ansible only as ``--extra-vars @file``: the runner's artifacts record the
-    file's path, never its content. With ``mitogen_target`` (the node's
-    target), the run uses Mitogen (see :func:`mitogen_settings`).
+    file's path, never its content. With ``mitogen`` (the default), the run
+    uses Mitogen (see :func:`mitogen_settings`). ``env``
+    and ``extra_vars`` come from the target (how to reach its hosts).
     """
     changed_tasks: list[str] = []
     failures: list[HostFailure] = []
@@ -117,7 +125,7 @@ def run_playbook(
         if kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
             changed_tasks.append(f"{host}: {task}")
         elif kind == "runner_on_failed" and task == REASON_TASK:
-            _explain(failures, host, _message(data.get("res") or {}))
+            _explain(failures, host, str((data.get("res") or {}).get("msg") or ""))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             failures.append(HostFailure(host, task, _message(data.get("res") or {})))
         elif kind == "runner_on_unreachable":
@@ -135,12 +143,13 @@ def run_playbook(
         cmdline += ["-i", str(extra_inventory)]  # later sources win: the outputs layer
     if extra_vars_file is not None:
         cmdline += ["--extra-vars", f"@{extra_vars_file}"]
+    if extra_vars:
+        cmdline += ["--extra-vars", json.dumps(extra_vars, sort_keys=True)]
     if check:
         cmdline += ["--check", "--diff"]
     fast_env: dict[str, str] = {}
-    if mitogen_target is not None:
-        fast_env, fast_args = mitogen_settings(mitogen_target)
-        cmdline += fast_args
+    if mitogen:
+        fast_env = mitogen_settings()
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     runner = ansible_runner.run(
@@ -152,9 +161,11 @@ def run_playbook(
             # The venv's ansible-playbook even when nodekit runs without an activated venv.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "ANSIBLE_CONFIG": str(ansible_dir / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(ROLES_DIR),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
             **fast_env,
+            **(env or {}),
         },
         event_handler=handle,
         quiet=True,

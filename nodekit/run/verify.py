@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -42,8 +43,13 @@ def _split(name: str) -> tuple[str, str]:
     return host, f"{check} {detail}".strip()
 
 
-def run_checks(tests_dir: Path, run_dir: Path) -> VerifyResult:
-    """Run the testinfra module(s) of tests_dir with pytest; JUnit XML into run_dir."""
+def run_checks(
+    tests_dir: Path, run_dir: Path, *, env: dict[str, str] | None = None
+) -> VerifyResult:
+    """Run the testinfra module(s) of tests_dir with pytest; JUnit XML into run_dir.
+
+    ``env`` (from the target) is added to the environment, e.g. the ssh
+    target's NODEKIT_SSH_CONFIG, which the rendered checks pass to testinfra."""
     junit = run_dir / "verify.xml"
     log = run_dir / "verify.log"
     start = time.monotonic()
@@ -67,6 +73,7 @@ def run_checks(tests_dir: Path, run_dir: Path) -> VerifyResult:
             stderr=subprocess.STDOUT,
             check=False,
             cwd=tests_dir,
+            env={**os.environ, **(env or {})},
         )
     seconds = time.monotonic() - start
     failures: list[CheckFailure] = []

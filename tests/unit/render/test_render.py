@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 
 from nodekit.blueprint import load
 from nodekit.cli.main import main
-from nodekit.render import PROJECT_ROOT, render
+from nodekit.render import PROJECT_ROOT, render, render_files
 
 SITES = PROJECT_ROOT / "blueprints" / "sites"
 LYON = SITES / "lyon-additive-01.yaml"
@@ -76,7 +77,12 @@ def test_cli_renders_several_nodes_into_subfolders(
 ) -> None:
     assert main(["render", str(SITES), "-o", str(tmp_path), "--format", "json"]) == 0
     nodes = {entry["node"] for entry in json.loads(capsys.readouterr().out)}
-    assert nodes == {"lyon-additive-01", "porto-additive-01", "austin-additive-01"}
+    assert nodes == {
+        "lyon-additive-01",
+        "porto-additive-01",
+        "austin-additive-01",
+        "bremen-additive-01",
+    }
     for node in nodes:
         assert (tmp_path / node / "manifest.json").is_file()
 
@@ -107,7 +113,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+    """A real tool in the rendered folder, with nodekit's roles as nodekit runs it."""
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(PROJECT_ROOT / "playbooks" / "roles")}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False, env=env)
 
 
 def test_rendered_playbook_passes_syntax_check(rendered: Path) -> None:
@@ -186,3 +194,13 @@ def test_rendered_pulumi_program_is_the_short_entry_point(rendered: Path) -> Non
     assert "from nodekit.pulumi.node import program" in main_py
     stack = (rendered / "pulumi" / "Pulumi.lyon-additive-01.yaml").read_text()
     assert "nodekit:image: nodekit/node:" in stack
+
+
+def test_a_render_names_no_path_of_this_machine(tmp_path: Path) -> None:
+    """Renders are the same in any checkout: no absolute path of the machine that
+    rendered them (the roles come from ANSIBLE_ROLES_PATH at run time)."""
+    for site in sorted((PROJECT_ROOT / "blueprints" / "sites").glob("*.yaml")):
+        for rel, data in render_files(load(site)).items():
+            text = data.decode()
+            assert str(PROJECT_ROOT) not in text, f"{site.name}: {rel}"
+            assert str(Path.home()) not in text, f"{site.name}: {rel}"

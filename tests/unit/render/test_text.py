@@ -152,12 +152,12 @@ def test_the_image_reference_follows_its_recipe(
         path.write_bytes(getattr(toolchain, name).read_bytes())
         monkeypatch.setattr(toolchain, name, path)
         recipe[name] = path
-    first = render_module._image_ref()
+    first = render_module.cached_image_ref()
     assert first == toolchain.node_image_ref()
-    assert render_module._image_ref() == first
+    assert render_module.cached_image_ref() == first
     with recipe["IMAGE_PACKAGES"].open("a") as packages:
         packages.write("\n# one more line\n")
-    second = render_module._image_ref()
+    second = render_module.cached_image_ref()
     assert second != first
     assert second == toolchain.node_image_ref()
 
@@ -173,5 +173,6 @@ def test_the_image_reference_is_hashed_once_for_a_settled_recipe(
 
     monkeypatch.setattr(render_module, "node_image_ref", counted)
     monkeypatch.setattr(render_module, "_image", {})
-    assert render_module._image_ref() == render_module._image_ref() == toolchain.node_image_ref()
+    first = render_module.cached_image_ref()
+    assert first == render_module.cached_image_ref() == toolchain.node_image_ref()
     assert calls == ["hash"]

@@ -12,8 +12,9 @@ from nodekit.errors import PulumiFailed
 from nodekit.render import PROJECT_ROOT
 from nodekit.render.plan import plan
 from nodekit.run import deploy as runs
-from nodekit.run.deploy import RunOptions, _fail_pulumi
+from nodekit.run.deploy import RunOptions
 from nodekit.run.lock import node_lock
+from nodekit.run.stages import fail_pulumi
 from nodekit.run.state import NodeState
 from nodekit.run.verify import _split
 
@@ -24,6 +25,8 @@ DATA = {
     "compute": [
         {"name": "edge-01", "role": "edge", "zone": "ot", "address": "10.1.1.10"},
         {"name": "hist-01", "role": "controller", "zone": "ot", "address": "10.1.1.11"},
+        {"name": "edge-1", "role": "edge", "zone": "ot", "address": "10.1.1.12"},
+        {"name": "edge-10", "role": "edge", "zone": "ot", "address": "10.1.1.13"},
     ],
 }
 
@@ -33,13 +36,19 @@ def test_infrastructure_failure_names_the_host_of_the_failed_resource() -> None:
         "error: pulumi-python:dynamic/nodekit:Container n1-hist-01 creating failed: "
         "container nk-n1-hist-01: 409 Conflict"
     )
-    error = _fail_pulumi(plan(DATA), PulumiFailed("up failed", operation="up", detail=detail))
+    error = fail_pulumi(plan(DATA), PulumiFailed("up failed", operation="up", detail=detail))
     assert (error.node, error.host, error.stage) == ("n1", "hist-01", "infrastructure")
     assert str(error).startswith("n1/hist-01: infrastructure failed: ")
 
 
+def test_a_host_whose_name_starts_another_is_not_blamed_for_it() -> None:
+    detail = "error: nodekit:Container n1-edge-10 creating failed: container nk-n1-edge-10: boom"
+    error = fail_pulumi(plan(DATA), PulumiFailed("up failed", operation="up", detail=detail))
+    assert error.host == "edge-10"
+
+
 def test_infrastructure_failure_without_a_host_names_the_node() -> None:
-    error = _fail_pulumi(
+    error = fail_pulumi(
         plan(DATA), PulumiFailed("up failed", operation="up", detail="error: no backend")
     )
     assert error.host is None
@@ -66,5 +75,7 @@ def test_a_locked_node_fails_the_run_cleanly_naming_the_holder(
     assert not result.ok
     assert result.stages == []  # nothing ran
     assert "is locked by other run" in (result.error or "")
+    assert result.error_type == "LockTimeout"  # the type survives, not just the text
+    assert result.fix is None or "--lock-timeout" in result.fix
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["ok"] is False and summary["error"] == result.error

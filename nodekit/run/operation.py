@@ -1,0 +1,234 @@
+"""One operation on one node: its run folder, events, stage timing, lock and record.
+
+An operation (deploy, plan, verify, drift, destroy) runs its body through
+:func:`operate`: under the node's lock, in a run folder of its own (events,
+logs, JUnit XML, summary.json), reporting progress through an ``on_event``
+callback. Nothing here knows about the terminal. Results are dataclasses; a
+failure is recorded in the result with its type, node, host, stage and fix,
+never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nodekit.errors import NodekitError, StageError
+from nodekit.render.plan import NodePlan, plan
+from nodekit.run.lock import node_lock
+from nodekit.run.state import NodeState
+
+if TYPE_CHECKING:
+    from nodekit.blueprint import Blueprint
+
+STAGES = ("render", "bundle", "preflight", "infrastructure", "configure", "verify", "record")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of one node's run, for whoever displays it."""
+
+    node: str
+    stage: str
+    kind: str  # start | info | done | failed
+    message: str = ""
+    at: float = field(default_factory=time.time)  # seconds since the epoch
+
+
+EventFn = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    ok: bool
+    seconds: float
+    changed: int = 0
+    detail: str = ""
+
+
+@dataclass
+class RunResult:
+    """What one operation on one node did, stage by stage."""
+
+    node: str
+    operation: str
+    run_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None  # the error's class (StageError, LockTimeout, ...)
+    failed_stage: str | None = None
+    failed_host: str | None = None
+    fix: str | None = None  # what to do about the error, when nodekit knows
+    drift: list[str] = field(default_factory=list)  # drift/plan: what differs
+    failures: list[str] = field(default_factory=list)  # verify: failing checks
+    preflight: list[str] = field(default_factory=list)  # what preflight found wrong
+    scrubbed: int = 0  # run-folder files a secret value had to be removed from
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(s.ok for s in self.stages)
+
+    @property
+    def changed(self) -> int:
+        return sum(s.changed for s in self.stages)
+
+    @property
+    def status(self) -> str:
+        """``ok``; ``failed`` (a stage or the lock failed); ``drift`` (plan or
+        drift found differences from the blueprint)."""
+        if not self.ok:
+            return "failed"
+        return "drift" if self.drift else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        data["run"] = self.run_dir.name
+        data["ok"] = self.ok
+        data["status"] = self.status
+        data["changed"] = self.changed
+        return data
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    lock_timeout_s: float = 600.0
+    identity: Path | None = None  # ssh target: the operator's private key (else ssh-agent)
+    accept_new_host_keys: bool = False  # ssh target: record unknown host keys (accept-new)
+
+
+class Run:
+    """Bookkeeping of one operation: run folder, events, stage timing, record."""
+
+    def __init__(self, node: str, operation: str, on_event: EventFn | None) -> None:
+        self.state = NodeState.of(node)
+        self.node = node
+        self.result = RunResult(node, operation, self.state.new_run(operation))
+        self._on_event = on_event
+        self._events = (self.result.run_dir / "events.jsonl").open("a")
+
+    def emit(self, stage: str, kind: str, message: str = "") -> None:
+        event = Event(self.node, stage, kind, message)
+        self._events.write(json.dumps(asdict(event)) + "\n")
+        self._events.flush()
+        if self._on_event:
+            self._on_event(event)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[dict[str, Any]]:
+        """Time a stage; the block sets ``out['changed']`` and ``out['detail']``."""
+        out: dict[str, Any] = {"changed": 0, "detail": ""}
+        self.emit(name, "start")
+        start = time.monotonic()
+        try:
+            yield out
+        except NodekitError as error:
+            seconds = time.monotonic() - start
+            self.result.stages.append(StageResult(name, False, seconds, out["changed"], str(error)))
+            self.emit(name, "failed", str(error))
+            raise
+        except Exception as error:
+            # A bug or an unexpected tool failure: name node and stage, keep the
+            # traceback in the run folder rather than on the operator's screen.
+            trace = self.result.run_dir / "error.log"
+            trace.write_text(traceback.format_exc())
+            failure = StageError(
+                f"unexpected {type(error).__name__}: {error} (traceback in {trace})",
+                node=self.node,
+                stage=name,
+            )
+            seconds = time.monotonic() - start
+            self.result.stages.append(
+                StageResult(name, False, seconds, out["changed"], str(failure))
+            )
+            self.emit(name, "failed", str(failure))
+            raise failure from None
+        seconds = time.monotonic() - start
+        self.result.stages.append(
+            StageResult(name, True, seconds, int(out["changed"]), str(out["detail"]))
+        )
+        self.emit(name, "done", str(out["detail"]))
+
+    def finish(self) -> RunResult:
+        self._events.close()
+        summary = self.result.run_dir / "summary.json"
+        summary.write_text(json.dumps(self.result.to_dict(), indent=2, sort_keys=True) + "\n")
+        values = self.state.secret_values()
+        passphrase = self.state.pulumi / "passphrase"
+        if passphrase.exists():
+            values.append(passphrase.read_text().strip())
+        if os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+            values.append(os.environ["PULUMI_CONFIG_PASSPHRASE"])
+        self.result.scrubbed = scrub(self.result.run_dir, values)
+        if self.result.scrubbed:  # record it: a leak path to close, not to hide
+            summary.write_text(json.dumps(self.result.to_dict(), indent=2, sort_keys=True) + "\n")
+        return self.result
+
+
+def scrub(folder: Path, values: list[str]) -> int:
+    """Belt and braces: no secret value survives in a run folder's files.
+
+    Returns how many files had to be cleaned (0 when nothing leaked).
+    """
+    values = [v for v in values if len(v) >= 8]
+    cleaned_files = 0
+    if not values:
+        return 0
+    for path in folder.rglob("*"):
+        if not path.is_file() or path.stat().st_size > 50_000_000:
+            continue
+        data = path.read_bytes()
+        cleaned = data
+        for value in values:
+            cleaned = cleaned.replace(value.encode(), b"********")
+        if cleaned != data:
+            path.write_bytes(cleaned)
+            cleaned_files += 1
+    return cleaned_files
+
+
+def operate(
+    blueprint: Blueprint,
+    operation: str,
+    options: RunOptions | None,
+    on_event: EventFn | None,
+    body: Callable[[Run, NodePlan], None],
+) -> RunResult:
+    """Run one operation's body on one node: in its run folder, under the node's lock.
+
+    A failure (the lock too) is recorded in the run's result, never raised;
+    the run folder is completed and scrubbed in every case.
+    """
+    options = options or RunOptions()
+    node = plan(blueprint.data)
+    run = Run(node.name, operation, on_event)
+    try:
+        with node_lock(
+            run.state.lock_file,
+            node=node.name,
+            command=f"nodekit {operation}",
+            timeout_s=options.lock_timeout_s,
+        ):
+            body(run, node)
+    except NodekitError as error:
+        record_error(run.result, error)
+    finally:
+        run.finish()
+    return run.result
+
+
+def record_error(result: RunResult, error: NodekitError) -> None:
+    """Keep an error's type, place and fix in the result (not just its text)."""
+    result.error = str(error)
+    result.error_type = type(error).__name__
+    result.fix = str(error.context.get("fix") or "") or None
+    if isinstance(error, StageError):
+        result.failed_stage, result.failed_host = error.stage, error.host

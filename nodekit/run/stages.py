@@ -1,0 +1,234 @@
+"""The stages operations are made of, each driven by the node's target.
+
+render -> bundle -> preflight -> infrastructure -> configure -> verify -> record
+
+Each stage runs inside ``run.stage(name)`` (timing, events, its result) and
+raises a :class:`StageError` naming node, host and stage when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from nodekit.errors import NodekitError, PulumiFailed, StageError, VerifyFailed
+from nodekit.render import RenderResult, render
+from nodekit.render.plan import NodePlan
+from nodekit.run.ansible_stage import AnsibleResult, run_playbook
+from nodekit.run.bundle import build_bundle
+from nodekit.run.operation import Run
+from nodekit.run.pulumi_stack import PulumiStack
+from nodekit.run.site_bundle import node_packages
+from nodekit.run.state import NodeState
+from nodekit.run.verify import VerifyResult, run_checks
+from nodekit.targets import RunAccess, Runner, Target
+from nodekit.toolchain import baseline_status
+
+if TYPE_CHECKING:
+    from nodekit.blueprint import Blueprint
+
+
+def access_for(run: Run, options: Any, *, needed_mb: int = 0) -> RunAccess:
+    return RunAccess(
+        state_root=run.state.root,
+        run_dir=run.result.run_dir,
+        identity=options.identity,
+        accept_new_host_keys=options.accept_new_host_keys,
+        needed_mb=needed_mb,
+        on_line=lambda line: run.emit("preflight", "info", line),
+    )
+
+
+def render_stage(run: Run, blueprint: Blueprint, out_dir: Path) -> RenderResult:
+    with run.stage("render") as out:
+        rendered = render(blueprint, out_dir)
+        out["changed"] = rendered.written + rendered.removed
+        out["detail"] = f"{len(rendered.files)} files, {rendered.written} written"
+    return rendered
+
+
+def bundle_stage(run: Run, node: NodePlan) -> int:
+    """Build (or reuse) the site bundle; its size in MB."""
+    with run.stage("bundle") as out:
+        try:
+            result = build_bundle(
+                node_packages(node),
+                run.state.bundle,
+                baseline=baseline_status(),
+                on_event=lambda line: run.emit("bundle", "info", line),
+            )
+        except NodekitError as error:
+            raise StageError(str(error), node=node.name, stage="bundle") from None
+        out["changed"] = 0 if result.reused else 1
+        out["detail"] = f"{len(result.packages)} packages" + (" (reused)" if result.reused else "")
+    return sum(p.stat().st_size for p in run.state.bundle.iterdir() if p.is_file()) >> 20
+
+
+def preflight_stage(run: Run, node: NodePlan, target: Target, access: RunAccess) -> None:
+    """Every host checked before anything changes anywhere; one list of what fails."""
+    with run.stage("preflight") as out:
+        problems = target.preflight(access)
+        run.result.preflight = [str(p) for p in problems]
+        if problems:
+            first = problems[0]
+            lines = "; ".join(f"{p.host}: {p.check}: {p.problem}" for p in problems)
+            raise StageError(
+                f"{len(problems)} problem(s), nothing was changed: {lines}",
+                node=node.name, stage="preflight", host=first.host, fix=first.fix,
+            )  # fmt: skip
+        out["detail"] = f"{len(node.hosts)} hosts ready"
+
+
+def stack(node: NodePlan, state: NodeState, rendered: Path) -> PulumiStack:
+    """The node's stack, run from its program folder in the state.
+
+    The passphrase provider writes the stack's ``encryptionsalt`` into
+    Pulumi.<stack>.yaml. The program folder keeps it across runs, so the
+    rendered files stay exactly what render wrote.
+    """
+    program = state.root / "program"
+    (program / "pulumi").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(rendered / "blueprint.json", program / "blueprint.json")
+    for source in sorted((rendered / "pulumi").iterdir()):
+        target = program / "pulumi" / source.name
+        content = source.read_bytes()
+        if source.name == f"Pulumi.{node.stack}.yaml" and target.exists():
+            salt = [
+                line
+                for line in target.read_bytes().splitlines(keepends=True)
+                if line.startswith(b"encryptionsalt:")
+            ]
+            content = b"".join(salt) + content
+        if not target.exists() or target.read_bytes() != content:
+            target.write_bytes(content)
+    return PulumiStack(
+        program / "pulumi",
+        node.stack,
+        state_dir=state.pulumi,
+        env={"NODEKIT_BUNDLE": str(state.bundle)},
+    )
+
+
+def fail_pulumi(node: NodePlan, error: PulumiFailed) -> StageError:
+    """The engine's failure as a stage error, naming the host whose resource failed
+    (the longest name that appears whole: edge-10's error never blames edge-1)."""
+    detail = error.detail or str(error)
+    named = [
+        h.name
+        for h in node.hosts
+        if re.search(re.escape(f"{node.name}-{h.name}") + r"(?![A-Za-z0-9-])", detail)
+    ]
+    host = max(named, key=len) if named else None
+    return StageError(detail, node=node.name, stage="infrastructure", host=host)
+
+
+def infrastructure_stage(run: Run, node: NodePlan, rendered: Path) -> dict[str, str]:
+    """Pulumi up (refreshing first); the hosts output: name -> how to reach it."""
+    with run.stage("infrastructure") as out:
+        try:
+            up = stack(node, run.state, rendered).up(
+                on_output=lambda line: run.emit("infrastructure", "info", line), refresh=True
+            )
+        except PulumiFailed as error:
+            raise fail_pulumi(node, error) from None
+        out["changed"] = up.changed
+        out["detail"] = ", ".join(f"{op} {n}" for op, n in up.summary.items())
+        return dict(up.outputs.get("hosts") or {})
+
+
+def host_layer(state: NodeState, hosts: dict[str, str], runner: Runner) -> Path:
+    """An inventory layer of what is known only at run time: how to reach each
+    host (the infrastructure's outputs) and the target's per-host variables."""
+    path = state.root / "inventory-outputs.yml"
+    layer: dict[str, Any] = {
+        name: {"ansible_host": value, **runner.host_vars.get(name, {})}
+        for name, value in sorted(hosts.items())
+    }
+    path.write_text(yaml.safe_dump({"all": {"hosts": layer}}, sort_keys=True))
+    return path
+
+
+def fail_ansible(node: str, stage: str, result: AnsibleResult) -> StageError:
+    first = result.failures[0]
+    more = f" (+{len(result.failures) - 1} more)" if len(result.failures) > 1 else ""
+    task = f"task '{first.task}': " if first.task else ""
+    return StageError(
+        f"{task}{first.message}{more}", node=node, stage=stage, host=first.host or None
+    )
+
+
+def converge(
+    run: Run,
+    node: NodePlan,
+    *,
+    rendered: Path,
+    hosts: dict[str, str],
+    secrets: Path,
+    runner: Runner,
+    check: bool = False,
+) -> AnsibleResult:
+    """The site playbook on the node (check-and-diff mode with ``check``)."""
+    result = run_playbook(
+        rendered / "ansible",
+        run.result.run_dir / "ansible",
+        extra_vars_file=secrets,
+        extra_inventory=host_layer(run.state, hosts, runner),
+        check=check,
+        env=runner.env,
+        extra_vars=runner.extra_vars,
+        on_line=lambda line: run.emit("configure", "info", line),
+    )
+    if not result.ok:
+        raise fail_ansible(node.name, "configure", result)
+    return result
+
+
+def configure_stage(
+    run: Run, node: NodePlan, target: Target, access: RunAccess, *, rendered: RenderResult,
+    hosts: dict[str, str],
+) -> Runner:  # fmt: skip
+    """Hand the bundle to the hosts, then converge them with Ansible."""
+    with run.stage("configure") as out:
+        try:
+            delivered = target.deliver_bundle(run.state.bundle, access)
+        except NodekitError as error:
+            raise StageError(
+                f"delivering the site bundle: {error}", node=node.name, stage="configure"
+            ) from None
+        runner = target.runner(access)
+        secrets = run.state.ensure_secrets(rendered.secrets)
+        result = converge(
+            run, node, rendered=rendered.out_dir, hosts=hosts, secrets=secrets, runner=runner
+        )
+        out["changed"] = result.total_changed + delivered
+        out["detail"] = f"{result.total_changed} tasks changed" + (
+            f", {delivered} bundle files copied" if delivered else ""
+        )
+    return runner
+
+
+def verify_stage(run: Run, node: NodePlan, tests: Path, runner: Runner) -> VerifyResult:
+    with run.stage("verify") as out:
+        result = run_checks(tests, run.result.run_dir, env=runner.env)
+        out["detail"] = f"{result.passed} checks passed"
+        run.result.failures = [str(f) for f in result.failures]
+        if not result.ok:
+            raise VerifyFailed(node=node.name, failures=[str(f) for f in result.failures])
+    return result
+
+
+def record_stage(run: Run, blueprint: Blueprint, node: NodePlan, hosts: dict[str, str]) -> None:
+    with run.stage("record") as out:
+        record = {
+            "node": node.name,
+            "run": run.result.run_dir.name,
+            "blueprint_digest": blueprint.digest,
+            "hosts": hosts,
+        }
+        (run.state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
+        out["detail"] = f"run {run.result.run_dir.name}"

@@ -1,0 +1,74 @@
+"""The local target: each host a systemd container on this machine's Docker engine.
+
+Pulumi creates one internal network per zone and one container per host
+(nodekit.pulumi.node.LocalNode); Ansible and testinfra reach the containers
+through the engine, never over a network. The site bundle reaches them as a
+read-only mount, so there is nothing to deliver.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from nodekit.render.plan import HostPlan
+from nodekit.targets.base import PreflightProblem, RunAccess, Target
+
+
+class LocalTarget(Target):
+    name: ClassVar[str] = "local"
+    toolchain: ClassVar[tuple[str, ...]] = ("docker engine", "node image")
+    ships_image: ClassVar[bool] = True
+
+    def connection_vars(self, host: HostPlan) -> dict[str, Any]:
+        # "docker" routes to community.docker.docker, and Mitogen recognises it.
+        return {"ansible_connection": "docker", "ansible_host": host.container}
+
+    def testinfra_spec(self, host: HostPlan) -> str:
+        return f"docker://{host.container}"
+
+    def role_vars(self) -> dict[str, Any]:
+        # Containers never get the right to set this machine's clock, and are
+        # created with their sysctls set: the roles must not try either.
+        return {"nodekit_chrony_clock_control": False, "nodekit_manage_ip_forward": False}
+
+    def stack_config(self) -> dict[str, str]:
+        from nodekit.render import cached_image_ref
+
+        return {"image": cached_image_ref()}
+
+    def pulumi_hosts(self, config: Any) -> Any:
+        """Inside the Pulumi program: the node's networks and containers."""
+        from nodekit.pulumi.node import LocalNode
+
+        # The bundle folder is machine-local: it comes from the environment of
+        # the run (nodekit deploy sets it), never from a rendered file.
+        bundle = config.get("bundle") or os.environ.get("NODEKIT_BUNDLE") or None
+        return LocalNode(self.node, image=config.require("image"), bundle=bundle).hosts
+
+    def preflight(self, access: RunAccess) -> list[PreflightProblem]:
+        from nodekit.toolchain.doctor import check_docker
+
+        engine = check_docker()
+        if engine.ok:
+            return []
+        return [PreflightProblem("(this machine)", "docker engine", engine.detail, engine.fix)]
+
+    def remove_leftovers(self) -> int:
+        import docker
+
+        from nodekit.pulumi.docker_provider import NODE_LABEL
+
+        client = docker.from_env(timeout=60)
+        label = f"{NODE_LABEL}={self.node.name}"
+        count = 0
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True, v=True)
+            count += 1
+        for network in client.networks.list(filters={"label": label}):
+            network.remove()
+            count += 1
+        return count
+
+    def destroy_note(self) -> str:
+        return "containers and networks removed"
