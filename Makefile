@@ -38,6 +38,7 @@ docker: host
 
 image: docker host
 	@$(call timed,image) bash $(TC)/build-node-image.sh >/dev/null
+	@$(call timed,baseline) bash $(TC)/build-baseline.sh
 
 pulumi:
 	@$(call timed,pulumi) bash $(TC)/build-pulumi.sh

@@ -4,10 +4,10 @@ Nodes never reach a Debian mirror. Every package a role installs (and every
 dependency the node image lacks) comes from a *bundle*: a folder of ``.deb``
 files plus a flat apt index. :func:`build_bundle` makes one on this machine:
 
-1. the node image's ``/var/lib/dpkg/status`` is copied out of a stopped
-   container (cached per image id under ``<cache>/dpkg-status/``), so apt
-   resolves dependencies against what the image already has;
-2. this host's ``apt-get`` (Debian 12 as the image, same mirror) resolves the
+1. the *baseline* is the dpkg status of a minimal, freshly installed Debian
+   12 (``toolchain/build-baseline.sh``: systemd, openssh-server, sudo,
+   python3), so the bundle carries every other package a bare host needs;
+2. this host's ``apt-get`` (Debian 12, same mirror) resolves the
    packages against that status file, in a private apt state folder (no lock
    or ``extended_states`` of the host's own apt is touched), and downloads the
    missing ``.deb`` files into the shared cache ``<cache>/debs/`` — a second
@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -47,11 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
 import yaml
 
-from nodekit.errors import DockerError, InputError, OperationError, ToolchainError
+from nodekit.errors import InputError, OperationError, ToolchainError
 from nodekit.toolchain import cache_dir
 
 EventFn = Callable[[str], None]
@@ -108,14 +105,15 @@ def build_bundle(
     packages: Sequence[str],
     dest: Path,
     *,
-    image: str,
+    baseline: Path,
     on_event: EventFn | None = None,
 ) -> BundleResult:
-    """Build (or reuse) the bundle of ``packages`` for node ``image`` in ``dest``.
+    """Build (or reuse) in ``dest`` the bundle of ``packages`` for hosts that
+    have what the dpkg status file ``baseline`` lists.
 
     Raises :class:`InputError` for a malformed or unknown package name,
-    :class:`ToolchainError` when apt or dpkg-dev is missing, :class:`DockerError`
-    when the image cannot be read, :class:`OperationError` when apt fails.
+    :class:`ToolchainError` when apt, dpkg-dev or the baseline is missing,
+    :class:`OperationError` when apt fails.
     """
     say = on_event or (lambda _message: None)
     started = time.monotonic()
@@ -134,7 +132,13 @@ def build_bundle(
             fix="build bundles on a Debian 12 machine",
         )
     dest = Path(dest)
-    image_id = _image_id(image)
+    if not Path(baseline).is_file():
+        raise ToolchainError(
+            f"the baseline Debian 12 package list {baseline} is missing",
+            part="baseline",
+            fix=f"{SETUP} (builds it: nodekit/toolchain/build-baseline.sh)",
+        )
+    image_id = "sha256:" + _sha256(Path(baseline))  # what the bundle was resolved against
     reused = _reusable(dest, image_id, requested)
     if reused is not None:
         say(f"bundle: {dest} is up to date ({len(reused)} packages)")
@@ -145,7 +149,7 @@ def build_bundle(
     debs = cache_dir() / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     with _locked(cache_dir() / "bundle.lock"):
-        status = _dpkg_status(image, image_id, say)
+        status = Path(baseline)
         _ensure_apt_lists(say)
         with tempfile.TemporaryDirectory(prefix="nodekit-apt-") as state:
             options = _apt_options(status, Path(state), debs)
@@ -211,48 +215,6 @@ def _check_names(packages: Sequence[str]) -> tuple[str, ...]:
     if not packages:
         raise InputError("a bundle needs at least one package")
     return tuple(sorted(set(packages)))
-
-
-def _image_id(image: str) -> str:
-    try:
-        client = docker.from_env()
-        try:
-            return str(client.images.get(image).id)
-        finally:
-            client.close()
-    except docker.errors.ImageNotFound:
-        raise DockerError(
-            f"node image {image} is not built", image=image, fix=f"{SETUP} (builds it)"
-        ) from None
-    except docker.errors.DockerException as exc:
-        raise DockerError(f"cannot inspect node image {image}: {exc}", image=image) from None
-
-
-def _dpkg_status(image: str, image_id: str, say: EventFn) -> Path:
-    """The image's dpkg status file, extracted once per image id."""
-    target = cache_dir() / "dpkg-status" / image_id.removeprefix("sha256:") / "status"
-    if target.is_file():
-        return target
-    say(f"bundle: reading the package list of {image}")
-    try:
-        client = docker.from_env()
-        container = client.containers.create(image_id, command=["/bin/true"])
-        try:
-            stream, _stat = container.get_archive("/var/lib/dpkg/status")
-            raw = b"".join(stream)
-        finally:
-            container.remove(force=True)
-            client.close()
-    except docker.errors.DockerException as exc:
-        raise DockerError(f"cannot read /var/lib/dpkg/status of {image}: {exc}") from None
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        member = tar.extractfile("status")
-        if member is None:
-            raise DockerError(f"{image} has no /var/lib/dpkg/status", image=image)
-        content = member.read()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target, content)
-    return target
 
 
 def _ensure_apt_lists(say: EventFn) -> None:

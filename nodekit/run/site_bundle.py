@@ -21,7 +21,8 @@ import docker
 from nodekit.errors import DockerError
 from nodekit.render.plan import NodePlan, plan
 from nodekit.run.bundle import build_bundle, role_apt_packages
-from nodekit.toolchain import node_image_ref
+from nodekit.targets import target_for
+from nodekit.toolchain import baseline_status, node_image_ref
 
 if TYPE_CHECKING:
     from nodekit.blueprint import Blueprint
@@ -59,10 +60,12 @@ def make_site_bundle(
 ) -> SiteBundle:
     node = plan(blueprint.data)
     image = node_image_ref()
-    apt = build_bundle(node_packages(node), output / "apt", image=image, on_event=on_line)
+    apt = build_bundle(
+        node_packages(node), output / "apt", baseline=baseline_status(), on_event=on_line
+    )
     total = apt.bytes
     image_file = None
-    if include_image:
+    if include_image and target_for(node).ships_image:
         image_file = output / "node-image.tar"
         client = docker.from_env(timeout=300)
         try:

@@ -19,6 +19,8 @@ HERE = Path(__file__).resolve().parent
 VERSIONS_FILE = HERE / "versions.env"
 IMAGE_SCRIPT = HERE / "build-node-image.sh"
 IMAGE_PACKAGES = HERE / "image-packages.txt"
+BASELINE_SCRIPT = HERE / "build-baseline.sh"
+BASELINE_PACKAGES = HERE / "baseline-packages.txt"
 
 
 def cache_dir() -> Path:
@@ -79,6 +81,24 @@ def node_image_ref() -> str:
     for part in (IMAGE_SCRIPT, IMAGE_PACKAGES, VERSIONS_FILE):
         digest.update(part.read_bytes())
     return f"{versions()['NODE_IMAGE_REPO']}:{digest.hexdigest()[:12]}"
+
+
+def _baseline_tag() -> str:
+    """Must agree with build-baseline.sh, which hashes the same three files."""
+    digest = hashlib.sha256()
+    for part in (BASELINE_SCRIPT, BASELINE_PACKAGES, VERSIONS_FILE):
+        digest.update(part.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def baseline_status() -> Path:
+    """The dpkg status of a minimal Debian 12 host (site bundles resolve against it)."""
+    return cache_dir() / "baseline" / _baseline_tag() / "status"
+
+
+def baseline_image_ref() -> str:
+    """The Docker image of that minimal host (the ssh target's test hosts)."""
+    return f"{versions()['BASELINE_IMAGE_REPO']}:{_baseline_tag()}"
 
 
 def tool_env(base: dict[str, str] | None = None) -> dict[str, str]:

@@ -21,7 +21,7 @@ import pytest
 import testinfra
 
 from nodekit.run.bundle import BundleResult, build_bundle, role_apt_packages
-from nodekit.toolchain import node_image_ref
+from nodekit.toolchain import baseline_status, node_image_ref
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ PORTS = {"a": (1883, 5432, 9100, 9090), "b": (9100,)}
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> BundleResult:
     dest = tmp_path_factory.mktemp("bundle")
-    return build_bundle(role_apt_packages(ROLES), dest, image=node_image_ref())
+    return build_bundle(role_apt_packages(ROLES), dest, baseline=baseline_status())
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +103,13 @@ def test_bundle_holds_every_role_package(bundle: BundleResult) -> None:
 def test_bundle_is_reused_and_cached(
     bundle: BundleResult, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    again = build_bundle(role_apt_packages(ROLES), bundle.path, image=node_image_ref())
+    again = build_bundle(role_apt_packages(ROLES), bundle.path, baseline=baseline_status())
     assert again.reused
     assert again.packages == bundle.packages
     events: list[str] = []
     other = tmp_path_factory.mktemp("bundle-copy")
     copy = build_bundle(
-        role_apt_packages(ROLES), other, image=node_image_ref(), on_event=events.append
+        role_apt_packages(ROLES), other, baseline=baseline_status(), on_event=events.append
     )
     assert not copy.reused
     assert not any("downloading" in e for e in events), events  # all from the .deb cache
@@ -180,7 +180,8 @@ def test_base(runs: list[lab.Converge], site: lab.Lab, host: str) -> None:
     admin = target.user("nodekit")
     assert "sudo" in admin.groups
     assert target.run("sudo -l -U nodekit").stdout.count("NOPASSWD: ALL") == 1
-    assert target.file("/etc/apt/sources.list.d/nodekit.list").content_string == (
+    assert not target.file("/etc/apt/sources.list.d/nodekit.list").exists  # not the host's apt
+    assert target.file("/etc/nodekit/apt/sources.list").content_string == (
         "deb [trusted=yes] file:/srv/nodekit/bundle ./\n"
     )
     journald = target.file("/etc/systemd/journald.conf.d/nodekit.conf").content_string

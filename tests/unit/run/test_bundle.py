@@ -36,12 +36,15 @@ def test_role_packages_of_the_shipped_roles() -> None:
     assert role_apt_packages(ALL_ROLES) == [
         "acl",
         "chrony",
+        "iproute2",
         "mosquitto",
         "mosquitto-clients",
+        "netcat-openbsd",
         "nftables",
         "postgresql",
         "prometheus",
         "prometheus-node-exporter",
+        "python3-apt",
         "python3-psycopg2",
     ]
 
@@ -130,7 +133,7 @@ def test_missing_dpkg_scanpackages_names_make_setup(
 ) -> None:
     monkeypatch.setattr(bundle.shutil, "which", lambda name: None)
     with pytest.raises(ToolchainError) as caught:
-        bundle.build_bundle(["chrony"], tmp_path, image="nodekit/node:x")
+        bundle.build_bundle(["chrony"], tmp_path, baseline=tmp_path / "status")
     assert caught.value.part == "dpkg-dev"
     assert "make setup" in caught.value.fix
 
