@@ -116,6 +116,10 @@ Port = Annotated[str, AfterValidator(_port), _schema(pattern=r"^[0-9]{1,5}/(tcp|
 PortRange = Annotated[str, AfterValidator(_port_range), _schema(pattern=PORT_PATTERN)]
 Timezone = Annotated[str, AfterValidator(_timezone), _schema(examples=["Europe/Paris"])]
 TcpPort = Annotated[int, Field(ge=1, le=65535)]
+PUBLIC_KEY = (
+    r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+)"
+    r" [A-Za-z0-9+/]+={0,3}( .*)?$"
+)
 
 
 class Model(BaseModel):
@@ -130,6 +134,29 @@ class Metadata(Model):
     description: str | None = None
 
 
+class Ssh(Model):
+    """How nodekit reaches a host over SSH (target ssh): `site.ssh` gives the
+    defaults, `compute[].ssh` overrides them per host, key by key."""
+
+    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    """Login user, with passwordless sudo (default `nodekit`)."""
+    port: TcpPort | None = None
+    """sshd's port (default 22)."""
+    host: str | None = None
+    """Address or name to connect to, when not the host's `address`."""
+    admin_keys: list[Annotated[str, Field(pattern=PUBLIC_KEY)]] | None = None
+    """Public keys (`ssh-ed25519 AAAA... comment`) of the admin user; added to
+    its authorized keys, and made its only keys once preflight has seen that
+    they include the key the deploy logs in with."""
+    jump: str | None = Field(
+        default=None, pattern=r"^([a-z_][a-z0-9_-]*@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
+    )
+    """Bastion to connect through: `[user@]host[:port]` (OpenSSH ProxyJump)."""
+    allow_from: list[str] | None = None
+    """Management sources: zone names or CIDRs whose hosts may SSH in. The
+    firewall always admits SSH from them (default: the host's own zones)."""
+
+
 class Site(Model):
     region: Name
     """Region label, e.g. `eu-west`."""
@@ -139,6 +166,8 @@ class Site(Model):
     """IANA time zone of the site, e.g. `Europe/Paris`."""
     target: Literal["local", "ssh"]
     """`local`: hosts simulated as containers on this machine; `ssh`: real machines."""
+    ssh: Ssh | None = None
+    """SSH defaults of every host (target ssh); `compute[].ssh` overrides them."""
 
 
 class Zone(Model):
@@ -191,13 +220,6 @@ class Interface(Model):
     zone: str
     """A zone other than the host's own `zone`."""
     address: IPv4
-
-
-class Ssh(Model):
-    user: str | None = None
-    port: TcpPort = 22
-    host: str | None = None
-    """Address or name to connect to, when not the host's `address`."""
 
 
 class Compute(Model):

@@ -17,6 +17,7 @@ from nodekit.blueprint.model import Node, Software, parse_port
 from nodekit.blueprint.packages import PACKAGES, MosquittoSettings, PackageSpec, ZoneRef
 from nodekit.blueprint.report import Loc, Report
 from nodekit.blueprint.source import Located, did_you_mean
+from nodekit.blueprint.ssh_rules import check_ssh
 
 DOCKER_DEFAULT = ipaddress.IPv4Network("172.17.0.0/16")
 NEEDS_HOST = ("printer", "cnc", "camera")
@@ -42,6 +43,7 @@ def check(node: Node, report: Report, skipped: Skipped) -> None:
     _flows(node, report, skipped)
     _checks(node, report, skipped)
     _cloud(node, report)
+    check_ssh(node, report)
 
 
 def unique_names(root: Located, report: Report, lists: Iterable[tuple[str, ...]]) -> None:
@@ -192,10 +194,6 @@ def _hosts(node: Node, report: Report) -> None:
                 ("compute", i, "role"),
                 f"a gateway routes between zones, but '{host.name}' has an address in "
                 f"'{host.zone}' only: add interfaces in the zones it routes",
-            )
-        if host.ssh is not None and target != "ssh":
-            report.warning(
-                ("compute", i, "ssh"), f"only used with site.target ssh (target is {target})"
             )
         if target == "local" and host.os != "debian-12":
             report.warning(

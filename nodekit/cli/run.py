@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nodekit.blueprint import Blueprint
-from nodekit.cli.main import app
+from nodekit.cli.app import app
 from nodekit.cli.output import Format, emit_json, err, load_nodes, out, print_table
 from nodekit.errors import UsageError
 from nodekit.run import deploy as runs
@@ -23,6 +23,18 @@ LOCK_TIMEOUT = typer.Option(
     600.0, "--lock-timeout", help="Seconds to wait for another run on the same node."
 )
 FORMAT = typer.Option(Format.table, "--format", "-f", help="table or json.")
+IDENTITY = typer.Option(
+    None,
+    "--identity",
+    "-i",
+    help="ssh target: private key to log in with (default: the keys of ssh-agent).",
+)
+ACCEPT_NEW = typer.Option(
+    False,
+    "--accept-new-host-keys",
+    help="ssh target: record the host key of a host seen for the first time (a changed "
+    "key is always refused).",
+)
 PATHS = typer.Argument(..., help="Node blueprint files or folders of them.")
 
 
@@ -67,11 +79,19 @@ def _run_all(
     *,
     lock_timeout: float,
     verbose: bool,
+    identity: Path | None = None,
+    accept_new: bool = False,
     **kwargs: object,
 ) -> list[RunResult]:
     """Run one operation on every node, in parallel (each has its own workspace)."""
     progress = Progress(verbose)
-    options = RunOptions(lock_timeout_s=lock_timeout)
+    if identity is not None and not identity.is_file():
+        raise UsageError(f"--identity {identity}: no such file")
+    options = RunOptions(
+        lock_timeout_s=lock_timeout,
+        identity=identity.resolve() if identity else None,
+        accept_new_host_keys=accept_new,
+    )
     with ThreadPoolExecutor(max_workers=max(1, len(blueprints))) as pool:
         futures = [
             pool.submit(action, bp, options=options, on_event=progress, **kwargs)
@@ -107,23 +127,35 @@ def _report(
                 err.print(
                     f"{r.node}: {len(r.drift)} difference(s) from the blueprint", markup=False
                 )
+            for problem in r.preflight:
+                out.print(f"{r.node}: preflight: {problem}", markup=False)
             if r.error:
                 err.print(f"[red]error[/]: {escape(r.error)}")
+                if r.fix:
+                    err.print(f"  fix: {r.fix}", markup=False, highlight=False)
                 err.print(f"  run folder: {r.run_dir}", markup=False, highlight=False)
     if any(not r.ok or (drift_fails and r.drift) for r in results):
         raise typer.Exit(1)
 
 
 @app.command()
-def deploy(
+def deploy(  # noqa: PLR0917 (typer maps parameters to options)
     paths: list[Path] = PATHS,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     lock_timeout: float = LOCK_TIMEOUT,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Pulumi and Ansible lines."),
+    identity: Path | None = IDENTITY,
+    accept_new_host_keys: bool = ACCEPT_NEW,
     format: Format = FORMAT,
 ) -> None:
-    """Deploy nodes: render, bundle, infrastructure (Pulumi), configure
-    (Ansible), verify (testinfra), record.
+    """Deploy nodes: render, bundle, preflight (every host checked before any
+    change), infrastructure (Pulumi), configure (Ansible), verify (testinfra),
+    record.
+
+    On the ssh target, hosts are reached over SSH as each host's `ssh.user`
+    (default nodekit, with passwordless sudo), with the keys of ssh-agent or
+    --identity; an unknown host key is refused unless --accept-new-host-keys
+    (or `nodekit trust`), a changed one always.
 
     A second deploy of the same node waits for the first (up to
     --lock-timeout); different nodes deploy in parallel. A failed stage names
@@ -135,7 +167,14 @@ def deploy(
     """
     blueprints = load_nodes(paths)
     _confirm("deploy", blueprints, yes)
-    results = _run_all(blueprints, runs.deploy, lock_timeout=lock_timeout, verbose=verbose)
+    results = _run_all(
+        blueprints,
+        runs.deploy,
+        lock_timeout=lock_timeout,
+        verbose=verbose,
+        identity=identity,
+        accept_new=accept_new_host_keys,
+    )
     _report(results, format, "deploy")
 
 
@@ -143,13 +182,19 @@ def deploy(
 def plan_command(
     paths: list[Path] = PATHS,
     lock_timeout: float = LOCK_TIMEOUT,
+    identity: Path | None = IDENTITY,
     format: Format = FORMAT,
 ) -> None:
     """Show what a deploy would change: Pulumi preview plus Ansible
     check-and-diff mode, one summary per node. Changes nothing."""
     blueprints = load_nodes(paths)
     results = _run_all(
-        blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="plan"
+        blueprints,
+        runs.inspect,
+        lock_timeout=lock_timeout,
+        verbose=False,
+        identity=identity,
+        operation="plan",
     )
     if format is Format.table and all(r.ok and not r.drift for r in results):
         err.print("nothing to do: every node matches its blueprint")
@@ -160,13 +205,16 @@ def plan_command(
 def verify(
     paths: list[Path] = PATHS,
     lock_timeout: float = LOCK_TIMEOUT,
+    identity: Path | None = IDENTITY,
     format: Format = FORMAT,
 ) -> None:
     """Run the node's generated checks (testinfra) against the live node.
 
     Exit 1 with every failing check named by host and check."""
     blueprints = load_nodes(paths)
-    results = _run_all(blueprints, runs.verify, lock_timeout=lock_timeout, verbose=False)
+    results = _run_all(
+        blueprints, runs.verify, lock_timeout=lock_timeout, verbose=False, identity=identity
+    )
     if format is Format.table:
         for r in results:
             for failure in r.failures:
@@ -178,6 +226,7 @@ def verify(
 def drift(
     paths: list[Path] = PATHS,
     lock_timeout: float = LOCK_TIMEOUT,
+    identity: Path | None = IDENTITY,
     format: Format = FORMAT,
 ) -> None:
     """Find what drifted from the blueprint: Pulumi refresh and preview,
@@ -185,7 +234,12 @@ def drift(
     exit 1 when anything drifted. `nodekit deploy` repairs it."""
     blueprints = load_nodes(paths)
     results = _run_all(
-        blueprints, runs.inspect, lock_timeout=lock_timeout, verbose=False, operation="drift"
+        blueprints,
+        runs.inspect,
+        lock_timeout=lock_timeout,
+        verbose=False,
+        identity=identity,
+        operation="drift",
     )
     if format is Format.table and all(r.ok and not r.drift for r in results):
         err.print("no drift: every node matches its blueprint")
@@ -237,3 +291,32 @@ def bundle(
             + (f", image {result.image_file.name}" if result.image_file else ""),
             markup=False,
         )
+
+
+@app.command()
+def trust(
+    path: Path = typer.Argument(..., help="A Node blueprint of target ssh."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking."),
+    identity: Path | None = IDENTITY,
+) -> None:
+    """Record the current SSH host keys of the node's hosts in its state,
+    after printing each key's SHA256 fingerprint (compare them with the
+    hosts' own, e.g. `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on
+    their console). A host whose recorded key differs is listed and left
+    alone: remove its line from the node's known_hosts first."""
+    from nodekit.run.trust import scan_keys, trust_keys
+
+    (blueprint,) = load_nodes([path])
+    found = scan_keys(blueprint, identity=identity)
+    for key in found:  # tab-separated: host, address, fingerprint, status
+        sys.stdout.write(f"{key.host}\t{key.address}\t{key.fingerprint}\t{key.status}\n")
+    new = [k for k in found if k.status == "new"]
+    if not new:
+        err.print("nothing to record: every reachable host's key is known", markup=False)
+    elif yes or (sys.stdin.isatty() and typer.confirm(f"record {len(new)} key(s)?", err=True)):
+        trust_keys(blueprint, new)
+        err.print(f"recorded {len(new)} key(s)", markup=False)
+    else:
+        raise UsageError("confirm with --yes (no terminal to ask on)")
+    if any(k.status in ("changed", "unreachable") for k in found):
+        raise typer.Exit(1)

@@ -12,6 +12,7 @@ from typing import Any
 
 from nodekit.blueprint.packages import PACKAGES
 from nodekit.blueprint.rules import highest_free_address
+from nodekit.blueprint.ssh_rules import DEFAULT_USER, effective_ssh
 
 ROLE_ORDER = ("base", "firewall")  # every host; then one role per package
 BUNDLE_MOUNT = "/srv/nodekit/bundle"
@@ -62,7 +63,22 @@ class HostPlan:
     services: tuple[ServicePlan, ...]
     memory_mb: int
     cpus: int
-    ssh: dict[str, Any]
+    ssh: dict[str, Any]  # the site's defaults merged with the host's own
+    os: str = "debian-12"
+    ssh_allow_from: tuple[str, ...] = ()  # management sources as CIDRs
+
+    @property
+    def login_user(self) -> str:
+        return str(self.ssh.get("user") or DEFAULT_USER)
+
+    @property
+    def ssh_port(self) -> int:
+        return int(self.ssh.get("port") or 22)
+
+    @property
+    def connect_address(self) -> str:
+        """Where nodekit connects to reach the host (ssh.host, else its address)."""
+        return str(self.ssh.get("host") or self.address)
 
     @property
     def is_gateway(self) -> bool:
@@ -179,6 +195,10 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 if via:
                     routes.append((cidr_of[zone.name], via))
         resources = c.get("resources") or {}
+        ssh = effective_ssh(data["site"].get("ssh"), c.get("ssh"))
+        allow_from = tuple(
+            cidr_of.get(str(source), str(source)) for source in ssh.get("allow_from") or []
+        )
         hosts.append(
             HostPlan(
                 name=c["name"],
@@ -191,7 +211,9 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 services=tuple(sorted(services[c["name"]], key=lambda s: s.name)),
                 memory_mb=int(resources.get("memory_mb") or 0),
                 cpus=int(resources.get("cpus") or 0),
-                ssh=dict(c.get("ssh") or {}),
+                ssh=ssh,
+                os=str(c.get("os") or "debian-12"),
+                ssh_allow_from=allow_from,
             )
         )
 

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nodekit.toolchain import node_image_ref, pulumi_tools, tool_env, versions
+from nodekit.toolchain import baseline_status, node_image_ref, pulumi_tools, tool_env, versions
 
 SETUP = "make setup"  # installs every part below, idempotently
 
@@ -157,17 +157,48 @@ def check_language_host() -> Check:
     )
 
 
-CHECKS: tuple[Callable[[], Check], ...] = (
-    check_python,
-    check_collections,
-    check_host_tools,
-    check_docker,
-    check_image,
-    check_pulumi,
-    check_language_host,
-)
+def check_ssh_client() -> Check:
+    missing = [tool for tool in ("ssh", "ssh-keygen", "tar") if shutil.which(tool) is None]
+    if missing:
+        return Check(
+            "ssh client",
+            False,
+            "missing: " + ", ".join(missing),
+            "apt-get install openssh-client tar (the ssh target reaches hosts with OpenSSH)",
+        )
+    return Check("ssh client", True, "ssh, ssh-keygen, tar")
 
 
-def run_checks() -> list[Check]:
-    """Run every check; never raises."""
-    return [check() for check in CHECKS]
+def check_baseline() -> Check:
+    status = baseline_status()
+    if not status.is_file():
+        return Check(
+            "baseline",
+            False,
+            f"not built ({status})",
+            f"{SETUP} (builds it: nodekit/toolchain/build-baseline.sh)",
+        )
+    return Check("baseline", True, f"minimal Debian 12 package list ({status.parent.name})")
+
+
+# Every part by its name; the common ones first. Targets name what else they
+# need (nodekit.targets.*.toolchain).
+CHECKS: dict[str, Callable[[], Check]] = {
+    "python deps": check_python,
+    "ansible collections": check_collections,
+    "host tools": check_host_tools,
+    "baseline": check_baseline,
+    "pulumi cli": check_pulumi,
+    "pulumi python host": check_language_host,
+    "docker engine": check_docker,
+    "node image": check_image,
+    "ssh client": check_ssh_client,
+}
+COMMON = ("python deps", "ansible collections", "host tools", "baseline", "pulumi cli",
+          "pulumi python host")  # fmt: skip
+
+
+def run_checks(parts: tuple[str, ...] | None = None) -> list[Check]:
+    """Run the checks of the common parts and ``parts`` (all when None); never raises."""
+    wanted = set(CHECKS) if parts is None else set(COMMON) | set(parts)
+    return [check() for name, check in CHECKS.items() if name in wanted]

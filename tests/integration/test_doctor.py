@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from nodekit.cli.main import main
+from nodekit.render import PROJECT_ROOT
 from nodekit.toolchain import IMAGE_PACKAGES, IMAGE_SCRIPT, VERSIONS_FILE, node_image_ref
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,8 @@ def test_doctor_passes_after_setup(capsys: pytest.CaptureFixture[str]) -> None:
         "node image",
         "pulumi cli",
         "pulumi python host",
+        "baseline",
+        "ssh client",
     }
 
 
@@ -59,7 +62,22 @@ def test_doctor_reports_a_missing_pulumi_build(
     monkeypatch.setenv("NODEKIT_CACHE", str(tmp_path))  # an empty cache: nothing built
     assert main(["doctor", "--format", "json"]) == 1
     failed = {c["part"] for c in json.loads(capsys.readouterr().out)["checks"] if not c["ok"]}
-    assert failed == {"pulumi cli", "pulumi python host"}
+    assert failed == {"pulumi cli", "pulumi python host", "baseline"}
+
+
+def test_doctor_checks_what_the_blueprints_target_needs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ssh node needs no Docker: with the engine gone, doctor of an ssh
+    blueprint passes; of a local one it fails naming the engine."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    sites = PROJECT_ROOT / "blueprints" / "sites"
+    assert main(["doctor", str(sites / "bremen-additive-01-ssh.yaml"), "--format", "json"]) == 0
+    parts = {c["part"] for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert "ssh client" in parts and not parts & {"docker engine", "node image"}
+    assert main(["doctor", str(sites / "lyon-additive-01.yaml"), "--format", "json"]) == 1
+    failed = {c["part"] for c in json.loads(capsys.readouterr().out)["checks"] if not c["ok"]}
+    assert "docker engine" in failed
 
 
 def test_image_tag_agrees_with_the_build_script() -> None:

@@ -80,6 +80,7 @@ def test_validate_the_examples(repo_root: Path, capsys: pytest.CaptureFixture[st
     assert code == 0, err
     assert [line.split()[1] for line in out.splitlines()] == [
         "austin-additive-01",
+        "bremen-additive-01",
         "lyon-additive-01",
         "porto-additive-01",
     ]

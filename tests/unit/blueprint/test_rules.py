@@ -385,3 +385,43 @@ def test_every_problem_of_a_file_in_one_run(ws: Workspace) -> None:
         "equipment[printer-01].address",
         "software[broker].host",
     ]
+
+
+def test_root_login_is_refused_with_the_reason(ws: Workspace) -> None:
+    text = VALID.replace("target: local", "target: ssh").replace(
+        "    address: 10.41.1.10\n", "    address: 10.41.1.10\n    ssh: {user: root}\n"
+    )
+    found = ws.check(text)
+    assert found == [
+        f"node.yaml:{at(text, 'root', after='name: edge-01')}: error: compute[edge-01].ssh.user: "
+        "nodekit hardens sshd with PermitRootLogin no, so root could not log in after the "
+        "first deploy: log in as a user with passwordless sudo (default nodekit)"
+    ]
+
+
+def test_management_sources_are_zones_or_networks(ws: Workspace) -> None:
+    text = VALID.replace("target: local", "target: ssh").replace(
+        "  target: ssh\n", "  target: ssh\n  ssh: {allow_from: [it, 192.168.9.0/24, oot]}\n"
+    )
+    found = ws.check(text)
+    assert found == [
+        f"node.yaml:{at(text, 'oot]')}: error: site.ssh.allow_from[2]: 'oot' is neither a zone "
+        "(did you mean 'ot'?) nor an IPv4 network (e.g. 10.0.0.0/24); zones: it, ot"
+    ]
+
+
+def test_site_ssh_defaults_merge_with_the_hosts_own(ws: Workspace) -> None:
+    from nodekit.blueprint import load
+    from nodekit.render.plan import plan
+
+    text = (
+        VALID.replace("target: local", "target: ssh")
+        .replace(
+            "  target: ssh\n", "  target: ssh\n  ssh: {user: ops, port: 2222, allow_from: [it]}\n"
+        )
+        .replace("    address: 10.41.1.10\n", "    address: 10.41.1.10\n    ssh: {port: 22}\n")
+    )
+    node = plan(load(ws.write("node.yaml", text)).data)
+    edge, hist = node.host("edge-01"), node.host("hist-01")
+    assert (edge.login_user, edge.ssh_port, hist.ssh_port) == ("ops", 22, 2222)
+    assert hist.ssh_allow_from == ("10.41.2.0/24",)  # the zone, as its network

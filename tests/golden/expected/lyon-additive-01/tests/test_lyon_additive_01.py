@@ -7,6 +7,7 @@ id names the host it checks.
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 
 import pytest
@@ -36,7 +37,11 @@ FLOWS_DENIED = [('edge-01', 'hist-01', '10.41.2.10', '22/tcp'), ('hist-01', 'edg
 
 @functools.cache
 def host(name: str) -> testinfra.host.Host:
-    return testinfra.get_host(HOSTS[name])
+    spec = HOSTS[name]
+    if spec.startswith("ssh://") and os.environ.get("NODEKIT_SSH_CONFIG"):
+        # nodekit's per-node SSH configuration: known host keys, identity, bastion.
+        spec += "&ssh_config=" + os.environ["NODEKIT_SSH_CONFIG"]
+    return testinfra.get_host(spec)
 
 
 def _ids(rows: list[tuple[object, ...]], *columns: int) -> list[str]:
