@@ -146,12 +146,14 @@ def _expand(
     for given in paths:
         path = absolute(given)
         if path.is_dir():
+            rendered = _rendered_folders(path)
             found = [
                 f
                 for f in sorted(path.rglob("*"))
                 if f.suffix in YAML_SUFFIXES
                 and f.is_file()
                 and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                and not any(folder in f.parents for folder in rendered)
                 and files.get(f).kind != "NodeBase"
             ]
             if not found:
@@ -167,6 +169,20 @@ def _expand(
             if file not in seen:
                 seen.add(file)
                 yield file
+
+
+def _rendered_folders(root: Path) -> list[Path]:
+    """Folders `nodekit render` wrote under ``root`` (their manifest.json says
+    so): their YAML files are output, not blueprints, and are skipped."""
+    folders = []
+    for manifest in root.rglob("manifest.json"):
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "nodekit" in data and "files" in data:
+            folders.append(manifest.parent)
+    return folders
 
 
 def _load_one(files: Files, path: Path) -> tuple[Blueprint | None, list[Diagnostic]]:

@@ -17,7 +17,7 @@ from nodekit import blueprint
 from nodekit.blueprint.compose import display
 from nodekit.cli.app import app
 from nodekit.cli.output import Format, emit_json, err, out, print_table
-from nodekit.errors import BlueprintError, Diagnostic
+from nodekit.errors import BlueprintError, Diagnostic, UsageError
 
 FORMAT = typer.Option(Format.table, "--format", "-f", help="table (for people) or json.")
 
@@ -105,6 +105,12 @@ def explain(
     * `nodekit explain blueprints/sites/lyon-additive-01.yaml site.timezone`
     * `nodekit explain blueprints/sites/lyon-additive-01.yaml 'software[broker].settings'`
     """
+    if path.is_dir():
+        nodes = ", ".join(bp.name for bp in blueprint.load_all([path])) or "none"
+        raise UsageError(
+            f"explain takes one blueprint file; {path} is a folder (its nodes: {nodes}): "
+            f"name one of its files, e.g. nodekit explain {path}/SITE.yaml"
+        )
     try:
         found = blueprint.load(path)
     except BlueprintError as error:

@@ -29,6 +29,11 @@ def render(
 
     Example: `nodekit render blueprints/sites/lyon-additive-01.yaml -o out/lyon`
     """
+    if not str(output).strip() or str(output) == ".":
+        raise UsageError(
+            "render needs a folder of its own for its output: give -o DIR, e.g. -o out/lyon "
+            "(not the current folder or an empty name)"
+        )
     blueprints = load_nodes(paths)
     single = len(blueprints) == 1 and not any(p.is_dir() for p in paths)
     try:
@@ -40,17 +45,19 @@ def render(
         raise UsageError(f"cannot write into {output}: {error.strerror or error}") from None
     if format is Format.json:
         emit_json(
-            [
-                {
-                    "node": r.node,
-                    "dir": str(r.out_dir),
-                    "written": r.written,
-                    "removed": r.removed,
-                    "files": {f.path: f.sha256 for f in r.files},
-                    "secrets": list(r.secrets),
-                }
-                for r in results
-            ]
+            {
+                "nodes": [
+                    {
+                        "node": r.node,
+                        "dir": str(r.out_dir),
+                        "written": r.written,
+                        "removed": r.removed,
+                        "files": {f.path: f.sha256 for f in r.files},
+                        "secrets": list(r.secrets),
+                    }
+                    for r in results
+                ]
+            }
         )
         return
     table = Table(title="rendered", title_justify="left")

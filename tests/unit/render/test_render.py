@@ -76,7 +76,7 @@ def test_cli_renders_several_nodes_into_subfolders(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["render", str(SITES), "-o", str(tmp_path), "--format", "json"]) == 0
-    nodes = {entry["node"] for entry in json.loads(capsys.readouterr().out)}
+    nodes = {entry["node"] for entry in json.loads(capsys.readouterr().out)["nodes"]}
     assert nodes == {
         "lyon-additive-01",
         "porto-additive-01",
@@ -204,3 +204,31 @@ def test_a_render_names_no_path_of_this_machine(tmp_path: Path) -> None:
             text = data.decode()
             assert str(PROJECT_ROOT) not in text, f"{site.name}: {rel}"
             assert str(Path.home()) not in text, f"{site.name}: {rel}"
+
+
+def test_render_refuses_an_empty_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", str(LYON), "-o", ""]) == 2
+    assert "give -o DIR" in capsys.readouterr().err
+
+
+def test_a_render_inside_a_blueprint_folder_is_not_validated_as_blueprints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rendered YAML under a blueprint folder is output, not blueprints."""
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    (sites / "lyon.yaml").write_text(
+        LYON.read_text()
+        .replace("../bases/", f"{LYON.parent.parent}/bases/")
+        .replace("../overlays/", f"{LYON.parent.parent}/overlays/")
+    )
+    assert main(["render", str(sites / "lyon.yaml"), "-o", str(sites / "out")]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(sites)]) == 0
+    assert capsys.readouterr().out.split() == ["ok", "lyon-additive-01", f"({sites / 'lyon.yaml'})"]
+
+
+def test_explain_on_a_folder_says_it_takes_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(SITES)]) == 2
+    err = capsys.readouterr().err
+    assert "explain takes one blueprint file" in err and "lyon-additive-01" in err
