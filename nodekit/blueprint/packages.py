@@ -40,7 +40,8 @@ class PostgresqlSettings(Settings):
     users: list[Ident] = []
     """Database roles; each password comes from the secret `<software name>/<user>`."""
     allowed_zones: Annotated[list[str], ZoneRef()] = []
-    """Zones whose hosts may connect (pg_hba); empty: the host's own zone only."""
+    """Exactly the zones whose hosts may connect over the network (pg_hba), besides
+    loopback; empty: the host's own zone only."""
 
 
 class NodeExporterSettings(Settings):

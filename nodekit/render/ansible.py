@@ -90,7 +90,7 @@ def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str
 
 def _postgresql(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
     settings = service.settings
-    zones = [host.zone, *(settings.get("allowed_zones") or [])]
+    zones = list(settings.get("allowed_zones") or []) or [host.zone]  # exactly those zones
     databases = list(settings.get("databases") or [])
     return {
         "postgresql_port": port_number(service.ports[0]),

@@ -266,6 +266,8 @@ def test_every_case_deploys_verifies_and_converges(
     assert "address 10.213.3.200:1883" in conf and "topic telemetry/# out 1" in conf
     assert sh("one", "hist", mosquitto_users).split() == ["edge"]
     assert "historian" in sql("one", "hist", 5432, "select rolname from pg_roles")
+    hba = sh("one", "hist", "cat /etc/postgresql/15/main/pg_hba.conf")
+    assert "10.213.2.0/24" in hba and "10.213.3.0/24" not in hba  # exactly allowed_zones
     # Several: listeners, users, topics, databases, grants on each database, zones.
     conf = sh("many", "host-x", mosquitto_conf)
     assert "listener 1883" in conf and "listener 1884" in conf and "allow_anonymous true" in conf

@@ -10,26 +10,33 @@ SITES = "blueprints/sites"
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "says"),
     [
-        ["render"],
-        ["deploy", "--bogus"],
-        ["no-such-command"],
-        ["bundle", SITES, "-o", "/tmp/nodekit-unused"],
-        ["deploy", "does-not-exist.yaml", "--yes"],
-        ["plan", "blueprints/bases/additive-cell.yaml"],
-        ["destroy", f"{SITES}/lyon-additive-01.yaml"],  # no terminal to confirm on
-        ["render", f"{SITES}/lyon-additive-01.yaml", "-o", "README.md"],  # a file, not a folder
+        (["render"], "Missing argument"),
+        (["deploy", "--bogus"], "No such option: --bogus"),
+        (["no-such-command"], "No such command"),
+        (["bundle", SITES, "-o", "/tmp/nodekit-unused"], "bundle takes one Node blueprint"),
+        (
+            ["deploy", "does-not-exist.yaml", "--yes"],
+            "does-not-exist.yaml:1:1: error: no such file",
+        ),
+        (
+            ["plan", "blueprints/bases/additive-cell.yaml"],
+            "a NodeBase is only used through extends",
+        ),
+        (["destroy", f"{SITES}/lyon-additive-01.yaml"], "confirm with --yes"),
+        (["render", f"{SITES}/lyon-additive-01.yaml", "-o", "README.md"], "cannot write into"),
+        (["render", f"{SITES}/lyon-additive-01.yaml", "-o", ""], "give -o DIR"),
     ],
 )
 def test_usage_errors_exit_2_without_traceback(
-    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
-    assert captured.err.strip()
+    assert says in captured.err, captured.err
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:

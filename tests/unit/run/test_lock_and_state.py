@@ -64,11 +64,17 @@ def test_waiting_holder_gets_the_lock_when_released(tmp_path: Path) -> None:
 
 
 def test_locks_of_different_nodes_do_not_wait(tmp_path: Path) -> None:
+    """Holding node a's lock, node b's is taken at once (a timeout of 0.1 s
+    would raise LockTimeout if b waited for a), and each names its own holder."""
     with (
-        node_lock(tmp_path / "a" / "lock", node="a", command="x", timeout_s=0.1),
-        node_lock(tmp_path / "b" / "lock", node="b", command="x", timeout_s=0.1),
+        node_lock(tmp_path / "a" / "lock", node="a", command="run a", timeout_s=0.1),
+        node_lock(tmp_path / "b" / "lock", node="b", command="run b", timeout_s=0.1),
     ):
-        pass
+        assert "run a" in (tmp_path / "a" / "lock").read_text()
+        assert "run b" in (tmp_path / "b" / "lock").read_text()
+        again = node_lock(tmp_path / "a" / "lock", node="a", command="again", timeout_s=0.1)
+        with pytest.raises(LockTimeout), again:  # while a second run of node a must wait
+            pass
 
 
 def test_secrets_file_is_private_grows_and_keeps_values(
