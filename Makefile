@@ -12,12 +12,13 @@ TC := nodekit/toolchain
 # Time a step and say so: "setup: <step> <seconds>s".
 timed = TIMEFORMAT="setup: $(1) %Rs"; time
 
-.PHONY: help setup deps host docker image pulumi demo bench test stress lint unit integration golden clean
+.PHONY: help setup deps host docker image pulumi backend demo bench test stress lint unit integration golden clean
 
 help:
 	@echo "make demo   deploy and verify the example node on the local target"
 	@echo "make test   every test (unit, golden, integration) and lint"
 	@echo "make setup  install the toolchain only (python deps, docker, node image, pulumi)"
+	@echo "make backend a local PostgreSQL for shared state (prints NODEKIT_BACKEND=...)"
 	@echo "make golden regenerate the golden files of the render tests"
 	@echo "make bench  run the benchmarks (render fleet, deploy node)"
 	@echo "make stress the property tests at full size (thousands of generated blueprints)"
@@ -42,6 +43,11 @@ image: docker host
 
 pulumi:
 	@$(call timed,pulumi) bash $(TC)/build-pulumi.sh
+
+# A PostgreSQL cluster for nodekit on loopback (Debian's packages); its last
+# line is NODEKIT_BACKEND=postgres://... for it. The tests use it too.
+backend:
+	@bash $(TC)/setup-backend.sh
 
 DEMO ?= blueprints/sites/lyon-additive-01.yaml
 
@@ -69,7 +75,7 @@ unit: deps
 integration: setup
 	$(BIN)/pytest -m integration
 
-test: setup lint
+test: setup backend lint
 	@TIMEFORMAT="test: pytest %Rs"; time $(BIN)/pytest
 
 # The render property over thousands of generated blueprints (make test runs a few hundred).

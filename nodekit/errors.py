@@ -14,6 +14,7 @@ codes (2 for bad input or usage, 1 for a failed operation)::
         │   └── VerifyFailed            checks ran and some failed
         ├── PulumiFailed                the Pulumi engine reported a failure
         ├── LockTimeout(OperationError, TimeoutError)   another run holds the lock
+        ├── BackendError                the state backend cannot be reached or refused
         └── DockerError                 the container engine refused a request
 
 Messages never carry secrets: callers pass names, never values, of secrets.
@@ -94,6 +95,10 @@ class ToolchainError(OperationError):
         super().__init__(message, part=part, fix=fix, **context)
         self.part = part
         self.fix = fix
+
+
+class BackendError(OperationError):
+    """The state backend (e.g. PostgreSQL) cannot be reached or refused a request."""
 
 
 class DockerError(OperationError):

@@ -67,6 +67,8 @@ class PackageSpec:
     settings: type[BaseModel]
     description: str
     one_port: bool = True  # the service listens on one TCP port (else: one or more)
+    purge: tuple[str, ...] = ()  # Debian packages purged when the software is removed
+    owned_paths: tuple[str, ...] = ()  # files nodekit writes that no package owns
 
     @property
     def settings_keys(self) -> tuple[str, ...]:
@@ -85,6 +87,12 @@ PACKAGES: dict[str, PackageSpec] = {
             settings=MosquittoSettings,
             description="MQTT broker for machine telemetry",
             one_port=False,  # one listener per port
+            purge=("mosquitto", "mosquitto-clients"),
+            owned_paths=(
+                "/etc/mosquitto/conf.d/nodekit.conf",
+                "/etc/mosquitto/nodekit.passwd",
+                "/etc/mosquitto/nodekit.users.sha256",
+            ),
         ),
         PackageSpec(
             name="node-exporter",
@@ -94,6 +102,7 @@ PACKAGES: dict[str, PackageSpec] = {
             default_ports=("9100/tcp",),
             settings=NodeExporterSettings,
             description="host metrics for Prometheus",
+            purge=("prometheus-node-exporter",),
         ),
         PackageSpec(
             name="postgresql",
@@ -103,6 +112,7 @@ PACKAGES: dict[str, PackageSpec] = {
             default_ports=("5432/tcp",),
             settings=PostgresqlSettings,
             description="PostgreSQL database (historian, MES data)",
+            purge=("postgresql", "postgresql-15"),  # its data goes with it
         ),
         PackageSpec(
             name="prometheus",
@@ -112,6 +122,7 @@ PACKAGES: dict[str, PackageSpec] = {
             default_ports=("9090/tcp",),
             settings=PrometheusSettings,
             description="metrics server scraping the node's exporters",
+            purge=("prometheus",),
         ),
     )
 }

@@ -26,6 +26,8 @@ def report(error: NodekitError) -> int:
         err.print(f"{errors} error(s)", markup=False)
     else:
         err.print(f"error: {error.message}", markup=False)
+        if error.context.get("fix"):
+            err.print(f"  fix: {error.context['fix']}", markup=False, highlight=False)
     return 2 if isinstance(error, InputError) else 1
 
 

@@ -12,6 +12,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from nodekit.backends import backend_for
+from nodekit.backends.sealed import secrets_key
 from nodekit.blueprint import Blueprint
 from nodekit.cli.app import app
 from nodekit.cli.output import Format, emit_json, err, load_nodes, out, print_table
@@ -36,6 +38,15 @@ ACCEPT_NEW = typer.Option(
     "key is always refused).",
 )
 PATHS = typer.Argument(..., help="Node blueprint files or folders of them.")
+BACKEND = typer.Option(
+    None,
+    "--backend",
+    envvar="NODEKIT_BACKEND",
+    show_envvar=True,
+    help="Where node state lives: 'local' (this machine's $NODEKIT_STATE, the default) or "
+    "postgres://USER:PASS@HOST:PORT/DB?sslmode=... shared by every runner "
+    "(needs NODEKIT_SECRETS_KEY).",
+)
 
 
 class Progress:
@@ -81,6 +92,7 @@ def _run_all(
     verbose: bool,
     identity: Path | None = None,
     accept_new: bool = False,
+    backend: str | None = None,
     **kwargs: object,
 ) -> list[RunResult]:
     """Run one operation on every node, in parallel (each has its own workspace)."""
@@ -91,7 +103,10 @@ def _run_all(
         lock_timeout_s=lock_timeout,
         identity=identity.resolve() if identity else None,
         accept_new_host_keys=accept_new,
+        backend=backend,
     )
+    if backend_for(backend).shared:  # refused before any run starts: exit 2
+        secrets_key()
     with ThreadPoolExecutor(max_workers=max(1, len(blueprints))) as pool:
         futures = [
             pool.submit(action, bp, options=options, on_event=progress, **kwargs)
@@ -127,6 +142,10 @@ def _report(
                 err.print(
                     f"{r.node}: {len(r.drift)} difference(s) from the blueprint", markup=False
                 )
+            for line in r.removals:
+                out.print(f"{r.node}: removed: {line}", markup=False)
+            for note in r.notes:
+                err.print(f"{r.node}: note: {note}", markup=False, highlight=False)
             for problem in r.preflight:
                 out.print(f"{r.node}: preflight: {problem}", markup=False)
             if r.error:
@@ -147,6 +166,7 @@ def deploy(  # noqa: PLR0917 (typer maps parameters to options)
     identity: Path | None = IDENTITY,
     accept_new_host_keys: bool = ACCEPT_NEW,
     format: Format = FORMAT,
+    backend: str | None = BACKEND,
 ) -> None:
     """Deploy nodes: render, bundle, preflight (every host checked before any
     change), infrastructure (Pulumi), configure (Ansible), verify (testinfra),
@@ -174,6 +194,7 @@ def deploy(  # noqa: PLR0917 (typer maps parameters to options)
         verbose=verbose,
         identity=identity,
         accept_new=accept_new_host_keys,
+        backend=backend,
     )
     _report(results, format, "deploy")
 
@@ -184,9 +205,12 @@ def plan_command(
     lock_timeout: float = LOCK_TIMEOUT,
     identity: Path | None = IDENTITY,
     format: Format = FORMAT,
+    backend: str | None = BACKEND,
 ) -> None:
     """Show what a deploy would change: Pulumi preview plus Ansible
-    check-and-diff mode, one summary per node. Changes nothing."""
+    check-and-diff mode, one summary per node, and what it would remove
+    (`remove: HOST: software ...`: software, hosts the blueprint no longer
+    has). Changes nothing."""
     blueprints = load_nodes(paths)
     results = _run_all(
         blueprints,
@@ -195,6 +219,7 @@ def plan_command(
         verbose=False,
         identity=identity,
         operation="plan",
+        backend=backend,
     )
     if format is Format.table and all(r.ok and not r.drift for r in results):
         err.print("nothing to do: every node matches its blueprint")
@@ -207,13 +232,19 @@ def verify(
     lock_timeout: float = LOCK_TIMEOUT,
     identity: Path | None = IDENTITY,
     format: Format = FORMAT,
+    backend: str | None = BACKEND,
 ) -> None:
     """Run the node's generated checks (testinfra) against the live node.
 
     Exit 1 with every failing check named by host and check."""
     blueprints = load_nodes(paths)
     results = _run_all(
-        blueprints, runs.verify, lock_timeout=lock_timeout, verbose=False, identity=identity
+        blueprints,
+        runs.verify,
+        lock_timeout=lock_timeout,
+        verbose=False,
+        identity=identity,
+        backend=backend,
     )
     if format is Format.table:
         for r in results:
@@ -228,6 +259,7 @@ def drift(
     lock_timeout: float = LOCK_TIMEOUT,
     identity: Path | None = IDENTITY,
     format: Format = FORMAT,
+    backend: str | None = BACKEND,
 ) -> None:
     """Find what drifted from the blueprint: Pulumi refresh and preview,
     Ansible check mode, and the generated checks. Lists each difference;
@@ -240,6 +272,7 @@ def drift(
         verbose=False,
         identity=identity,
         operation="drift",
+        backend=backend,
     )
     if format is Format.table and all(r.ok and not r.drift for r in results):
         err.print("no drift: every node matches its blueprint")
@@ -252,12 +285,16 @@ def destroy(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     lock_timeout: float = LOCK_TIMEOUT,
     format: Format = FORMAT,
+    backend: str | None = BACKEND,
 ) -> None:
-    """Remove the nodes' containers, networks and stack state. Idempotent:
-    destroying a node that is not deployed does nothing and exits 0."""
+    """Remove the nodes' containers, networks, stack state and secrets (their
+    run history stays). Idempotent: destroying a node that is not deployed
+    does nothing and exits 0."""
     blueprints = load_nodes(paths)
     _confirm("destroy", blueprints, yes)
-    results = _run_all(blueprints, runs.destroy, lock_timeout=lock_timeout, verbose=False)
+    results = _run_all(
+        blueprints, runs.destroy, lock_timeout=lock_timeout, verbose=False, backend=backend
+    )
     _report(results, format, "destroy")
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from nodekit import __version__, toolchain
+from nodekit.errors import InputError
 from nodekit.render import ansible, checks, text
 from nodekit.render.plan import NodePlan, plan
 from nodekit.toolchain import node_image_ref
@@ -232,3 +233,23 @@ def _previous_files(out_dir: Path) -> set[str]:
     except (OSError, ValueError):
         return set()
     return set(manifest.get("files", {})) | {MANIFEST}
+
+
+def load_rendered(out_dir: Path) -> RenderResult:
+    """A rendered folder written earlier (e.g. a run's kept rendering), as a result."""
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{out_dir}: not a nodekit rendering (no readable {MANIFEST})") from None
+    return RenderResult(
+        node=str(manifest["node"]),
+        out_dir=out_dir,
+        files=tuple(
+            RenderedFile(rel, digest, (out_dir / rel).stat().st_size)
+            for rel, digest in sorted(files.items())
+        ),
+        written=0,
+        removed=0,
+        secrets=tuple(manifest.get("secrets", [])),
+    )

@@ -101,6 +101,22 @@ class ResolvedDeb:
         return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
 
 
+def bundle_dir(packages: Sequence[str], *, baseline: Path) -> Path:
+    """Where the bundle of ``packages`` lives in the cache: content-addressed by
+    what was asked and what it is resolved against, so every runner (and run)
+    of this machine that needs the same bundle finds it at the same path (the
+    local target's containers mount it: a different path would replace them)."""
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                _sha256(Path(baseline)) if Path(baseline).is_file() else str(baseline),
+                sorted(set(packages)),
+            ]
+        ).encode()
+    ).hexdigest()
+    return cache_dir() / "bundles" / key[:20]
+
+
 def build_bundle(
     packages: Sequence[str],
     dest: Path,
@@ -149,6 +165,11 @@ def build_bundle(
     debs = cache_dir() / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     with _locked(cache_dir() / "bundle.lock"):
+        reused = _reusable(dest, image_id, requested)  # another runner built it meanwhile
+        if reused is not None:
+            return BundleResult(
+                dest, reused, _folder_bytes(dest), time.monotonic() - started, reused=True
+            )
         status = Path(baseline)
         _ensure_apt_lists(say)
         with tempfile.TemporaryDirectory(prefix="nodekit-apt-") as state:

@@ -1,9 +1,10 @@
-"""Deploy, plan, verify, drift and destroy one node: operations made of stages.
+"""Deploy, plan, verify, drift, rollback and destroy one node: operations made of stages.
 
 Each operation runs through :func:`nodekit.run.operation.operate` (lock, run
-folder, record) and composes the stages of :mod:`nodekit.run.stages`, which
-ask the node's target (:mod:`nodekit.targets`) how to reach its hosts.
-Nothing here knows about the terminal or branches on a target's name.
+folder, record in the state backend) and composes the stages of
+:mod:`nodekit.run.stages`, which ask the node's target (:mod:`nodekit.targets`)
+how to reach its hosts. Nothing here knows about the terminal or branches on
+a target's name.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import json
 import shutil
 from typing import TYPE_CHECKING
 
-from nodekit.errors import PulumiFailed
-from nodekit.render import render
-from nodekit.render.plan import NodePlan
+from nodekit.errors import PulumiFailed, StageError
+from nodekit.render import RenderResult, load_rendered, render
+from nodekit.render.plan import NodePlan, plan
 from nodekit.run import stages
+from nodekit.run.history import Provenance, rollback_target, unpack
 from nodekit.run.operation import (
     STAGES,
     Event,
@@ -26,7 +28,6 @@ from nodekit.run.operation import (
     StageResult,
     operate,
 )
-from nodekit.run.state import NodeState
 from nodekit.run.verify import run_checks
 from nodekit.targets import target_for
 
@@ -43,8 +44,22 @@ __all__ = [
     "deploy",
     "destroy",
     "inspect",
+    "rollback",
     "verify",
 ]
+
+
+def _apply(run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult) -> None:
+    """bundle -> preflight -> infrastructure -> configure -> verify -> record, from
+    the rendering in the node's state folder."""
+    target = target_for(node)
+    size_mb = stages.bundle_stage(run, node)
+    access = stages.access_for(run, options, needed_mb=size_mb + size_mb // 10 + 50)
+    stages.preflight_stage(run, node, target, access)
+    hosts = stages.infrastructure_stage(run, node, run.state.rendered)
+    runner = stages.configure_stage(run, node, target, access, rendered=rendered, hosts=hosts)
+    stages.verify_stage(run, node, run.state.rendered / "tests", runner)
+    stages.record_stage(run, node, hosts)
 
 
 def deploy(
@@ -53,18 +68,50 @@ def deploy(
     """Render, bundle, preflight, create the infrastructure, configure, verify, record."""
     options = options or RunOptions()
 
-    def body(run: Run, node: NodePlan) -> None:
-        target = target_for(node)
+    def body(run: Run) -> None:
+        node = plan(blueprint.data)
         rendered = stages.render_stage(run, blueprint, run.state.rendered)
-        size_mb = stages.bundle_stage(run, node)
-        access = stages.access_for(run, options, needed_mb=size_mb + size_mb // 10 + 50)
-        stages.preflight_stage(run, node, target, access)
-        hosts = stages.infrastructure_stage(run, node, run.state.rendered)
-        runner = stages.configure_stage(run, node, target, access, rendered=rendered, hosts=hosts)
-        stages.verify_stage(run, node, run.state.rendered / "tests", runner)
-        stages.record_stage(run, blueprint, node, hosts)
+        _apply(run, node, options, rendered)
 
-    return operate(blueprint, "deploy", options, on_event, body)
+    return operate(
+        blueprint.name, "deploy", options, on_event, body, provenance=Provenance.of(blueprint)
+    )
+
+
+def rollback(
+    node_name: str,
+    *,
+    to: str | None = None,
+    options: RunOptions | None = None,
+    on_event: EventFn | None = None,
+) -> RunResult:
+    """Re-apply a recorded rendering (default: the last verified-good run before
+    the current one): infrastructure, configuration, verification; a run of its own.
+    Needs nothing but the backend: no blueprint, no local state."""
+    options = options or RunOptions()
+
+    def body(run: Run) -> None:
+        with run.stage("render") as out:
+            chosen = rollback_target(run.backend.runs(node_name), to)
+            data = run.backend.rendering(node_name, str(chosen["id"]))
+            if data is None:
+                raise StageError(
+                    f"run {chosen['id']} kept no rendered output to re-apply",
+                    node=node_name, stage="render",
+                )  # fmt: skip
+            shutil.rmtree(run.state.rendered, ignore_errors=True)
+            unpack(data, run.state.rendered)
+            run.rendered = run.state.rendered
+            run.provenance = Provenance(
+                chosen.get("blueprint_digest"), chosen.get("commit"), chosen.get("dirty"),
+                replays=str(chosen["id"]),
+            )  # fmt: skip
+            rendered = load_rendered(run.state.rendered)
+            out["detail"] = f"rendering of run {chosen['id']} ({len(rendered.files)} files)"
+        node = plan(json.loads((run.state.rendered / "blueprint.json").read_text()))
+        _apply(run, node, options, rendered)
+
+    return operate(node_name, "rollback", options, on_event, body)
 
 
 def verify(
@@ -73,17 +120,16 @@ def verify(
     """Run the node's generated checks against the live node."""
     options = options or RunOptions()
 
-    def body(run: Run, node: NodePlan) -> None:
+    def body(run: Run) -> None:
+        node = plan(blueprint.data)
         target = target_for(node)
         stages.render_stage(run, blueprint, run.result.run_dir / "rendered")
         runner = target.runner(stages.access_for(run, options))
         stages.verify_stage(run, node, run.result.run_dir / "rendered" / "tests", runner)
 
-    return operate(blueprint, "verify", options, on_event, body)
-
-
-def _deployed(state: NodeState) -> bool:
-    return (state.root / "deployed.json").exists()
+    return operate(
+        blueprint.name, "verify", options, on_event, body, provenance=Provenance.of(blueprint)
+    )
 
 
 def inspect(
@@ -96,17 +142,19 @@ def inspect(
     """``plan`` (preview and check mode) or ``drift`` (refresh, check mode, verify).
 
     Nothing is changed: Pulumi previews (refreshing in memory for drift) and
-    Ansible runs in check-and-diff mode. ``result.drift`` lists each difference.
+    Ansible runs in check-and-diff mode. ``result.drift`` lists each difference,
+    removals included (``remove: ...``).
     """
     options = options or RunOptions()
 
-    def body(run: Run, node: NodePlan) -> None:
+    def body(run: Run) -> None:
+        node = plan(blueprint.data)
         target = target_for(node)
         rendered_dir = run.result.run_dir / "rendered"
         rendered = stages.render_stage(run, blueprint, rendered_dir)
         with run.stage("infrastructure") as out:
             try:
-                preview = stages.stack(node, run.state, rendered_dir).preview(
+                preview = stages.stack(node, run, rendered_dir).preview(
                     refresh=operation == "drift"
                 )
             except PulumiFailed as error:
@@ -116,49 +164,57 @@ def inspect(
             out["detail"] = ", ".join(f"{op} {n}" for op, n in changes.items()) or "no change"
             run.result.drift += [f"infrastructure: {n} to {op}" for op, n in changes.items()]
         runner = target.runner(stages.access_for(run, options))
+        deployed = (run.state.root / "deployed.json").exists()
         with run.stage("configure") as out:
-            if not _deployed(run.state) or preview.summary.get("create"):
+            if not deployed or preview.summary.get("create"):
                 out["detail"] = "hosts not created yet: a deploy configures them fully"
                 run.result.drift.append("configure: hosts not deployed yet")
             else:
                 hosts = json.loads((run.state.root / "deployed.json").read_text())["hosts"]
-                secrets = run.state.ensure_secrets(rendered.secrets)
+                hosts = {h: a for h, a in hosts.items() if h in {x.name for x in node.hosts}}
                 result = stages.converge(
-                    run, node, rendered=rendered_dir, hosts=hosts, secrets=secrets,
-                    runner=runner, check=True,
+                    run, node, rendered=rendered_dir, hosts=hosts,
+                    secrets=run.secrets_file(rendered.secrets), runner=runner, check=True,
                 )  # fmt: skip
                 out["changed"] = result.total_changed
                 out["detail"] = f"{result.total_changed} tasks would change"
                 run.result.drift += [f"configure: {t}" for t in result.changed_tasks]
-        if operation == "drift" and _deployed(run.state):
+        if operation == "drift" and deployed:
             with run.stage("verify") as out:
                 checks = run_checks(rendered_dir / "tests", run.result.run_dir, env=runner.env)
                 run.result.failures = [str(f) for f in checks.failures]
                 run.result.drift += [f"verify: {f}" for f in checks.failures]
                 out["detail"] = f"{checks.passed} passed, {len(checks.failures)} failed"
 
-    return operate(blueprint, operation, options, on_event, body)
+    return operate(
+        blueprint.name, operation, options, on_event, body, provenance=Provenance.of(blueprint)
+    )
 
 
 def destroy(
     blueprint: Blueprint, *, options: RunOptions | None = None, on_event: EventFn | None = None
 ) -> RunResult:
     """Remove what the node's stack made (containers and networks on the local
-    target; nothing on real hosts) and its state. Idempotent."""
+    target; nothing on real hosts), its secrets and shared state; its history
+    stays. Idempotent."""
 
-    def body(run: Run, node: NodePlan) -> None:
+    def body(run: Run) -> None:
+        node = plan(blueprint.data)
         target = target_for(node)
         state = run.state
         with run.stage("infrastructure") as out:
             removed = 0
-            if (state.pulumi / "backend").exists():
+            if run.backend.has_stack(state):
                 rendered_dir = run.result.run_dir / "rendered"
                 render(blueprint, rendered_dir)
+                run.rendered = rendered_dir
                 try:
-                    result = stages.stack(node, state, rendered_dir).destroy(remove=True)
+                    result = stages.stack(node, run, rendered_dir).destroy(remove=True)
                 except PulumiFailed as error:
-                    raise stages.fail_pulumi(node, error) from None
-                removed = result.summary.get("delete", 0)
+                    if "no stack named" not in (error.detail or "").lower():
+                        raise stages.fail_pulumi(node, error) from None
+                    result = None
+                removed = result.summary.get("delete", 0) if result else 0
             removed += target.remove_leftovers()
             out["changed"] = removed
             done = f"{removed} resources removed" if removed else "nothing to destroy"
@@ -172,6 +228,9 @@ def destroy(
                 state.root / "inventory-outputs.yml",
             ):
                 path.unlink(missing_ok=True)
+            run.backend.forget(state)
             out["detail"] = "stack state removed"
 
-    return operate(blueprint, "destroy", options, on_event, body)
+    return operate(
+        blueprint.name, "destroy", options, on_event, body, provenance=Provenance.of(blueprint)
+    )

@@ -1,8 +1,9 @@
-"""A per-node lock: one run at a time works on a node.
+"""A per-node lock on this machine: one run at a time works on a node.
 
 An exclusive ``flock`` on the node's lock file, released by the kernel when
 the holder exits (even when it is killed); the file names the holder so a
-waiting run can say who it waits for.
+waiting run can say who it waits for. (The PostgreSQL backend holds its
+locks in the database instead: :mod:`nodekit.backends.postgres`.)
 """
 
 from __future__ import annotations
@@ -16,26 +17,53 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from nodekit.errors import LockTimeout
 
 
-def _holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        return "another nodekit run"
+def holder_info(command: str, commit: str | None = None) -> dict[str, Any]:
+    """Who takes a lock: command, runner host, pid, user, start time, git commit."""
+    return {
+        "command": command,
+        "pid": os.getpid(),
+        "user": getpass.getuser(),
+        "host": socket.gethostname(),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": commit,
+    }
+
+
+def describe_holder(info: dict[str, Any] | None) -> str:
     if not info:
         return "another nodekit run"
+    commit = f", commit {str(info['commit'])[:12]}" if info.get("commit") else ""
     return (
         f"{info.get('command', 'nodekit')} (pid {info.get('pid')}, "
-        f"{info.get('user')}@{info.get('host')}, since {info.get('since')})"
+        f"{info.get('user')}@{info.get('host')}, since {info.get('since')}{commit})"
     )
 
 
+def _holder(path: Path) -> str:
+    try:
+        return describe_holder(json.loads(path.read_text() or "{}"))
+    except (OSError, ValueError):
+        return "another nodekit run"
+
+
 @contextmanager
-def node_lock(path: Path, *, node: str, command: str, timeout_s: float) -> Iterator[None]:
-    """Hold the node's lock for the duration of the block; wait up to timeout_s."""
+def node_lock(
+    path: Path,
+    *,
+    node: str,
+    command: str,
+    timeout_s: float,
+    holder: dict[str, Any] | None = None,
+) -> Iterator[None]:
+    """Hold the node's lock for the duration of the block; wait up to timeout_s.
+
+    ``holder`` (default: :func:`holder_info` of ``command``) is written into the
+    lock file for whoever waits."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     start = time.monotonic()
@@ -49,15 +77,8 @@ def node_lock(path: Path, *, node: str, command: str, timeout_s: float) -> Itera
                 if waited >= timeout_s:
                     raise LockTimeout(node=node, holder=_holder(path), waited_s=waited) from None
                 time.sleep(min(0.5, max(0.05, timeout_s - waited)))
-        info = {
-            "command": command,
-            "pid": os.getpid(),
-            "user": getpass.getuser(),
-            "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.pwrite(fd, json.dumps(holder or holder_info(command)).encode(), 0)
         try:
             yield
         finally:

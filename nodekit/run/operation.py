@@ -1,11 +1,12 @@
 """One operation on one node: its run folder, events, stage timing, lock and record.
 
-An operation (deploy, plan, verify, drift, destroy) runs its body through
-:func:`operate`: under the node's lock, in a run folder of its own (events,
-logs, JUnit XML, summary.json), reporting progress through an ``on_event``
-callback. Nothing here knows about the terminal. Results are dataclasses; a
-failure is recorded in the result with its type, node, host, stage and fix,
-never raised.
+An operation (deploy, plan, verify, drift, rollback, destroy) runs its body
+through :func:`operate`: under the node's lock (held in the state backend),
+in a run folder of its own (events, logs, JUnit XML, summary.json),
+reporting progress through an ``on_event`` callback, and ends with a run
+record kept in the backend (:mod:`nodekit.run.history`). Nothing here knows
+about the terminal. Results are dataclasses; a failure is recorded in the
+result with its type, node, host, stage and fix, never raised.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nodekit.backends import Backend, backend_for
+from nodekit.backends.sealed import secrets_key
 from nodekit.errors import NodekitError, StageError
-from nodekit.render.plan import NodePlan, plan
-from nodekit.run.lock import node_lock
+from nodekit.run.history import Provenance, pack, record_of
+from nodekit.run.lock import holder_info
 from nodekit.run.state import NodeState
-
-if TYPE_CHECKING:
-    from nodekit.blueprint import Blueprint
 
 STAGES = ("render", "bundle", "preflight", "infrastructure", "configure", "verify", "record")
 
@@ -71,6 +71,11 @@ class RunResult:
     failures: list[str] = field(default_factory=list)  # verify: failing checks
     preflight: list[str] = field(default_factory=list)  # what preflight found wrong
     scrubbed: int = 0  # run-folder files a secret value had to be removed from
+    notes: list[str] = field(default_factory=list)  # what nodekit did on its own (stale locks)
+    removals: list[str] = field(default_factory=list)  # what nodekit removed (or plan would)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    backend: str = "local"
 
     @property
     def ok(self) -> bool:
@@ -95,6 +100,9 @@ class RunResult:
         data["ok"] = self.ok
         data["status"] = self.status
         data["changed"] = self.changed
+        data["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
+        if self.finished is not None:
+            data["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.finished))
         return data
 
 
@@ -103,17 +111,31 @@ class RunOptions:
     lock_timeout_s: float = 600.0
     identity: Path | None = None  # ssh target: the operator's private key (else ssh-agent)
     accept_new_host_keys: bool = False  # ssh target: record unknown host keys (accept-new)
+    backend: str | None = None  # state backend URL (default: $NODEKIT_BACKEND, else local)
 
 
 class Run:
     """Bookkeeping of one operation: run folder, events, stage timing, record."""
 
-    def __init__(self, node: str, operation: str, on_event: EventFn | None) -> None:
+    def __init__(
+        self,
+        node: str,
+        operation: str,
+        on_event: EventFn | None,
+        backend: Backend,
+        provenance: Provenance | None = None,
+    ) -> None:
         self.state = NodeState.of(node)
         self.node = node
-        self.result = RunResult(node, operation, self.state.new_run(operation))
+        self.backend = backend
+        self.provenance = provenance or Provenance()
+        self.rendered: Path | None = None  # the rendered output this run worked from
+        self.result = RunResult(
+            node, operation, self.state.new_run(operation), backend=backend.name
+        )
         self._on_event = on_event
         self._events = (self.result.run_dir / "events.jsonl").open("a")
+        self.finished = False
 
     def emit(self, stage: str, kind: str, message: str = "") -> None:
         event = Event(self.node, stage, kind, message)
@@ -121,6 +143,11 @@ class Run:
         self._events.flush()
         if self._on_event:
             self._on_event(event)
+
+    def secrets_file(self, names: tuple[str, ...]) -> Path:
+        """The node's secrets for Ansible (0600; a shared backend's copy is deleted
+        when the run finishes)."""
+        return self.backend.secrets_file(self.state, names, self.result.run_dir)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:
@@ -158,19 +185,31 @@ class Run:
         self.emit(name, "done", str(out["detail"]))
 
     def finish(self) -> RunResult:
+        """Close the run folder: summary, secrets copy deleted, every secret scrubbed."""
+        self.finished = True
+        self.result.finished = time.time()
         self._events.close()
+        (self.result.run_dir / ".secrets.yml").unlink(missing_ok=True)
         summary = self.result.run_dir / "summary.json"
         summary.write_text(json.dumps(self.result.to_dict(), indent=2, sort_keys=True) + "\n")
-        values = self.state.secret_values()
-        passphrase = self.state.pulumi / "passphrase"
-        if passphrase.exists():
-            values.append(passphrase.read_text().strip())
+        try:
+            values = self.backend.secret_values(self.state)
+        except NodekitError:
+            values = []  # the backend is unreachable: no value of it reached this run
         if os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
             values.append(os.environ["PULUMI_CONFIG_PASSPHRASE"])
         self.result.scrubbed = scrub(self.result.run_dir, values)
         if self.result.scrubbed:  # record it: a leak path to close, not to hide
             summary.write_text(json.dumps(self.result.to_dict(), indent=2, sort_keys=True) + "\n")
         return self.result
+
+    def keep(self) -> None:
+        """Store the run's record and rendered output, and the node's shared files,
+        in the backend (called holding the node's lock)."""
+        record = record_of(self.result, self.provenance, self.rendered)
+        rendered = pack(self.rendered) if self.rendered else None
+        self.backend.add_run(self.state, record, rendered)
+        self.backend.push(self.state)
 
 
 def scrub(folder: Path, values: list[str]) -> int:
@@ -196,32 +235,41 @@ def scrub(folder: Path, values: list[str]) -> int:
 
 
 def operate(
-    blueprint: Blueprint,
+    node: str,
     operation: str,
     options: RunOptions | None,
     on_event: EventFn | None,
-    body: Callable[[Run, NodePlan], None],
+    body: Callable[[Run], None],
+    *,
+    provenance: Provenance | None = None,
 ) -> RunResult:
-    """Run one operation's body on one node: in its run folder, under the node's lock.
+    """Run one operation's body on one node: in its run folder, under the node's
+    lock, with the node's shared state pulled from the backend first and the
+    run's record (and the shared state) kept there after.
 
     A failure (the lock too) is recorded in the run's result, never raised;
     the run folder is completed and scrubbed in every case.
     """
     options = options or RunOptions()
-    node = plan(blueprint.data)
-    run = Run(node.name, operation, on_event)
+    backend = backend_for(options.backend)
+    run = Run(node, operation, on_event, backend, provenance)
+    holder = holder_info(f"nodekit {operation}", run.provenance.commit)
     try:
-        with node_lock(
-            run.state.lock_file,
-            node=node.name,
-            command=f"nodekit {operation}",
-            timeout_s=options.lock_timeout_s,
-        ):
-            body(run, node)
+        with backend.lock(node, holder=holder, timeout_s=options.lock_timeout_s):
+            try:
+                if backend.shared:
+                    secrets_key()  # refuse early: every step needs it
+                backend.pull(run.state)
+                body(run)
+            except NodekitError as error:
+                record_error(run.result, error)
+            run.finish()
+            run.keep()
     except NodekitError as error:
         record_error(run.result, error)
     finally:
-        run.finish()
+        if not run.finished:
+            run.finish()
     return run.result
 
 

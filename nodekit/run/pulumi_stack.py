@@ -1,8 +1,9 @@
 """A thin typed adapter over the Pulumi Automation API.
 
 One workspace and one stack per node (the Automation API is not safe when
-stacks share a workspace), the local file backend under the state folder,
-a passphrase secrets provider whose passphrase lives in a 0600 file there,
+stacks share a workspace), the backend the caller names (PULUMI_BACKEND_URL
+in ``env``; else a file backend under the state folder with a passphrase in
+a 0600 file there), a passphrase secrets provider,
 and an environment in which the engine never tries a download.
 """
 
@@ -71,11 +72,13 @@ class PulumiStack:
                 part="pulumi cli",
                 fix="make setup",
             )
-        backend = state_dir / "backend"
-        backend.mkdir(parents=True, exist_ok=True)
         env = {**tool_env(), **(env or {})}
-        env["PULUMI_BACKEND_URL"] = backend.resolve().as_uri()
-        env["PULUMI_CONFIG_PASSPHRASE"] = passphrase_for(state_dir)
+        if "PULUMI_BACKEND_URL" not in env:  # a file backend in state_dir
+            backend = state_dir / "backend"
+            backend.mkdir(parents=True, exist_ok=True)
+            env["PULUMI_BACKEND_URL"] = backend.resolve().as_uri()
+            env["PULUMI_CONFIG_PASSPHRASE"] = passphrase_for(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
         env["PULUMI_HOME"] = str((state_dir / "pulumi-home").resolve())
         self.program_dir = program_dir
         self.stack_name = stack
@@ -142,6 +145,19 @@ class PulumiStack:
         return PulumiResult(
             "destroy", _counts(result.summary.resource_changes), {}, time.monotonic() - start
         )
+
+    def export(self) -> auto.Deployment:
+        """The stack's state (for moving it to another backend)."""
+        try:
+            return self._select().export_stack()
+        except auto.errors.CommandError as error:
+            raise _failed("stack export", error) from None
+
+    def import_(self, deployment: auto.Deployment) -> None:
+        try:
+            self._select().import_stack(deployment)
+        except auto.errors.CommandError as error:
+            raise _failed("stack import", error) from None
 
 
 def _counts(changes: Mapping[Any, int] | None) -> dict[str, int]:

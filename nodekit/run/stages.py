@@ -20,9 +20,10 @@ from nodekit.errors import NodekitError, PulumiFailed, StageError, VerifyFailed
 from nodekit.render import RenderResult, render
 from nodekit.render.plan import NodePlan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
-from nodekit.run.bundle import build_bundle
+from nodekit.run.bundle import build_bundle, bundle_dir
 from nodekit.run.operation import Run
 from nodekit.run.pulumi_stack import PulumiStack
+from nodekit.run.removal import Installed, describe, installed, previous, removals
 from nodekit.run.site_bundle import node_packages
 from nodekit.run.state import NodeState
 from nodekit.run.verify import VerifyResult, run_checks
@@ -47,9 +48,15 @@ def access_for(run: Run, options: Any, *, needed_mb: int = 0) -> RunAccess:
 def render_stage(run: Run, blueprint: Blueprint, out_dir: Path) -> RenderResult:
     with run.stage("render") as out:
         rendered = render(blueprint, out_dir)
+        run.rendered = out_dir
         out["changed"] = rendered.written + rendered.removed
         out["detail"] = f"{len(rendered.files)} files, {rendered.written} written"
     return rendered
+
+
+def bundle_path(node: NodePlan) -> Path:
+    """The node's site bundle on this machine (content-addressed in the cache)."""
+    return bundle_dir(node_packages(node), baseline=baseline_status())
 
 
 def bundle_stage(run: Run, node: NodePlan) -> int:
@@ -58,7 +65,7 @@ def bundle_stage(run: Run, node: NodePlan) -> int:
         try:
             result = build_bundle(
                 node_packages(node),
-                run.state.bundle,
+                bundle_path(node),
                 baseline=baseline_status(),
                 on_event=lambda line: run.emit("bundle", "info", line),
             )
@@ -66,7 +73,7 @@ def bundle_stage(run: Run, node: NodePlan) -> int:
             raise StageError(str(error), node=node.name, stage="bundle") from None
         out["changed"] = 0 if result.reused else 1
         out["detail"] = f"{len(result.packages)} packages" + (" (reused)" if result.reused else "")
-    return sum(p.stat().st_size for p in run.state.bundle.iterdir() if p.is_file()) >> 20
+    return sum(p.stat().st_size for p in result.path.iterdir() if p.is_file()) >> 20
 
 
 def preflight_stage(run: Run, node: NodePlan, target: Target, access: RunAccess) -> None:
@@ -84,13 +91,24 @@ def preflight_stage(run: Run, node: NodePlan, target: Target, access: RunAccess)
         out["detail"] = f"{len(node.hosts)} hosts ready"
 
 
-def stack(node: NodePlan, state: NodeState, rendered: Path) -> PulumiStack:
-    """The node's stack, run from its program folder in the state.
+def stack(node: NodePlan, run: Run, rendered: Path) -> PulumiStack:
+    """The node's stack, run from its program folder in the state, on the run's backend.
 
     The passphrase provider writes the stack's ``encryptionsalt`` into
-    Pulumi.<stack>.yaml. The program folder keeps it across runs, so the
-    rendered files stay exactly what render wrote.
+    Pulumi.<stack>.yaml. The program folder keeps it across runs (and the
+    backend shares it between runners), so the rendered files stay exactly
+    what render wrote. Holding nodekit's lock, any Pulumi lock on the stack
+    was left by a runner that was stopped: it is cleared, and said so.
     """
+    state = run.state
+    cleared = run.backend.clear_pulumi_locks(f"nodekit-{node.name}", node.stack)
+    if cleared:
+        note = (
+            f"cleared {cleared} stale Pulumi lock(s) on stack {node.stack}, left by a run "
+            "that was stopped (nodekit's own lock is held by this run)"
+        )
+        run.result.notes.append(note)
+        run.emit("infrastructure", "info", note)
     program = state.root / "program"
     (program / "pulumi").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(rendered / "blueprint.json", program / "blueprint.json")
@@ -110,7 +128,7 @@ def stack(node: NodePlan, state: NodeState, rendered: Path) -> PulumiStack:
         program / "pulumi",
         node.stack,
         state_dir=state.pulumi,
-        env={"NODEKIT_BUNDLE": str(state.bundle)},
+        env={"NODEKIT_BUNDLE": str(bundle_path(node)), **run.backend.pulumi_env(state)},
     )
 
 
@@ -131,7 +149,7 @@ def infrastructure_stage(run: Run, node: NodePlan, rendered: Path) -> dict[str, 
     """Pulumi up (refreshing first); the hosts output: name -> how to reach it."""
     with run.stage("infrastructure") as out:
         try:
-            up = stack(node, run.state, rendered).up(
+            up = stack(node, run, rendered).up(
                 on_output=lambda line: run.emit("infrastructure", "info", line), refresh=True
             )
         except PulumiFailed as error:
@@ -141,14 +159,20 @@ def infrastructure_stage(run: Run, node: NodePlan, rendered: Path) -> dict[str, 
         return dict(up.outputs.get("hosts") or {})
 
 
-def host_layer(state: NodeState, hosts: dict[str, str], runner: Runner) -> Path:
+def host_layer(
+    state: NodeState, hosts: dict[str, str], runner: Runner, remove: Installed | None = None
+) -> Path:
     """An inventory layer of what is known only at run time: how to reach each
-    host (the infrastructure's outputs) and the target's per-host variables."""
+    host (the infrastructure's outputs), the target's per-host variables and
+    what to remove from each host (``nodekit_remove``)."""
     path = state.root / "inventory-outputs.yml"
     layer: dict[str, Any] = {
         name: {"ansible_host": value, **runner.host_vars.get(name, {})}
         for name, value in sorted(hosts.items())
     }
+    for name, entries in (remove or {}).items():
+        if name in layer:
+            layer[name]["nodekit_remove"] = entries
     path.write_text(yaml.safe_dump({"all": {"hosts": layer}}, sort_keys=True))
     return path
 
@@ -172,12 +196,21 @@ def converge(
     runner: Runner,
     check: bool = False,
 ) -> AnsibleResult:
-    """The site playbook on the node (check-and-diff mode with ``check``)."""
+    """The site playbook on the node (check-and-diff mode with ``check``), removing
+    what the node's record has and the plan no longer does."""
+    remove, gone = removals(previous(run.state), node)
+    lines = describe(remove, gone, node.target)
+    if check:
+        run.result.drift += [f"remove: {line}" for line in lines]
+    else:
+        run.result.removals = lines
+        for line in lines:
+            run.emit("configure", "info", f"removing: {line}")
     result = run_playbook(
         rendered / "ansible",
         run.result.run_dir / "ansible",
         extra_vars_file=secrets,
-        extra_inventory=host_layer(run.state, hosts, runner),
+        extra_inventory=host_layer(run.state, hosts, runner, remove),
         check=check,
         env=runner.env,
         extra_vars=runner.extra_vars,
@@ -195,13 +228,13 @@ def configure_stage(
     """Hand the bundle to the hosts, then converge them with Ansible."""
     with run.stage("configure") as out:
         try:
-            delivered = target.deliver_bundle(run.state.bundle, access)
+            delivered = target.deliver_bundle(bundle_path(node), access)
         except NodekitError as error:
             raise StageError(
                 f"delivering the site bundle: {error}", node=node.name, stage="configure"
             ) from None
         runner = target.runner(access)
-        secrets = run.state.ensure_secrets(rendered.secrets)
+        secrets = run.secrets_file(rendered.secrets)
         result = converge(
             run, node, rendered=rendered.out_dir, hosts=hosts, secrets=secrets, runner=runner
         )
@@ -222,13 +255,14 @@ def verify_stage(run: Run, node: NodePlan, tests: Path, runner: Runner) -> Verif
     return result
 
 
-def record_stage(run: Run, blueprint: Blueprint, node: NodePlan, hosts: dict[str, str]) -> None:
+def record_stage(run: Run, node: NodePlan, hosts: dict[str, str]) -> None:
     with run.stage("record") as out:
         record = {
             "node": node.name,
             "run": run.result.run_dir.name,
-            "blueprint_digest": blueprint.digest,
+            "blueprint_digest": run.provenance.blueprint_digest,
             "hosts": hosts,
+            "installed": installed(node),  # what the next deploy removes, if dropped
         }
         (run.state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
         out["detail"] = f"run {run.result.run_dir.name}"

@@ -1,0 +1,80 @@
+"""Removal is part of convergence: what a node no longer has is taken away.
+
+Each deploy records, per host, what nodekit installed (``deployed.json``,
+shared through the backend). The next deploy or rollback compares that
+record with the plan: a software entry that is gone is stopped, disabled,
+purged and its files deleted (the ``removal`` role; the firewall, rendered
+from the plan, closes its ports); a host that is gone is destroyed with the
+stack (local) or reported (ssh). Nothing nodekit did not install is touched.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nodekit.blueprint.packages import PACKAGES
+from nodekit.render.plan import NodePlan
+from nodekit.run.state import NodeState
+
+Installed = dict[str, list[dict[str, Any]]]  # host -> what nodekit installed there
+
+
+def installed(node: NodePlan) -> Installed:
+    """What a deploy of the plan installs on each host."""
+    result: Installed = {}
+    for host in node.hosts:
+        entries = []
+        for service in host.services:
+            spec = PACKAGES[service.package]
+            entries.append({
+                "software": service.name,
+                "package": service.package,
+                "service": spec.service,
+                "apt": list(spec.purge or spec.apt_packages),
+                "paths": list(spec.owned_paths),
+            })  # fmt: skip
+        result[host.name] = entries
+    return result
+
+
+def previous(state: NodeState) -> dict[str, Any]:
+    """The node's deployed record ({} before its first deploy)."""
+    try:
+        return dict(json.loads((state.root / "deployed.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def removals(record: dict[str, Any], node: NodePlan) -> tuple[Installed, list[str]]:
+    """(per kept host: the software entries to remove; the hosts that are gone)."""
+    before: Installed = record.get("installed") or {}
+    now = installed(node)
+    remove: Installed = {}
+    for host, entries in sorted(before.items()):
+        if host not in now:
+            continue
+        kept = {e["package"] for e in now[host]}
+        gone = [e for e in entries if e["package"] not in kept]
+        if gone:
+            remove[host] = gone
+    gone_hosts = sorted(set(record.get("hosts") or before) - set(now))
+    return remove, gone_hosts
+
+
+def describe(remove: Installed, gone_hosts: list[str], target: str) -> list[str]:
+    """One line per removal, as plan and deploy report them."""
+    lines = [
+        f"{host}: software {e['software']} ({e['package']}): service {e['service']} stopped "
+        f"and disabled, packages {', '.join(e['apt'])} purged, its firewall openings closed"
+        for host, entries in remove.items()
+        for e in entries
+    ]
+    for host in gone_hosts:
+        lines.append(
+            f"{host}: host removed from the blueprint: its container is destroyed"
+            if target == "local"
+            else f"{host}: host removed from the blueprint: nodekit no longer manages it "
+            "(nothing is removed from a machine nodekit cannot name in the blueprint)"
+        )
+    return lines
