@@ -101,22 +101,6 @@ class ResolvedDeb:
         return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
 
 
-def bundle_dir(packages: Sequence[str], *, baseline: Path) -> Path:
-    """Where the bundle of ``packages`` lives in the cache: content-addressed by
-    what was asked and what it is resolved against, so every runner (and run)
-    of this machine that needs the same bundle finds it at the same path (the
-    local target's containers mount it: a different path would replace them)."""
-    key = hashlib.sha256(
-        json.dumps(
-            [
-                _sha256(Path(baseline)) if Path(baseline).is_file() else str(baseline),
-                sorted(set(packages)),
-            ]
-        ).encode()
-    ).hexdigest()
-    return cache_dir() / "bundles" / key[:20]
-
-
 def build_bundle(
     packages: Sequence[str],
     dest: Path,

@@ -256,6 +256,8 @@ def operate(
     holder = holder_info(f"nodekit {operation}", run.provenance.commit)
     try:
         with backend.lock(node, holder=holder, timeout_s=options.lock_timeout_s):
+            for stale in run.state.root.glob("runs/*/.secrets.yml"):
+                stale.unlink()  # left by a run that was killed before it could clean up
             try:
                 if backend.shared:
                     secrets_key()  # refuse early: every step needs it

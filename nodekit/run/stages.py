@@ -20,7 +20,7 @@ from nodekit.errors import NodekitError, PulumiFailed, StageError, VerifyFailed
 from nodekit.render import RenderResult, render
 from nodekit.render.plan import NodePlan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
-from nodekit.run.bundle import build_bundle, bundle_dir
+from nodekit.run.bundle import build_bundle
 from nodekit.run.operation import Run
 from nodekit.run.pulumi_stack import PulumiStack
 from nodekit.run.removal import Installed, describe, installed, previous, removals
@@ -28,7 +28,7 @@ from nodekit.run.site_bundle import node_packages
 from nodekit.run.state import NodeState
 from nodekit.run.verify import VerifyResult, run_checks
 from nodekit.targets import RunAccess, Runner, Target
-from nodekit.toolchain import baseline_status
+from nodekit.toolchain import baseline_status, cache_dir
 
 if TYPE_CHECKING:
     from nodekit.blueprint import Blueprint
@@ -55,8 +55,10 @@ def render_stage(run: Run, blueprint: Blueprint, out_dir: Path) -> RenderResult:
 
 
 def bundle_path(node: NodePlan) -> Path:
-    """The node's site bundle on this machine (content-addressed in the cache)."""
-    return bundle_dir(node_packages(node), baseline=baseline_status())
+    """The node's site bundle on this machine: one folder per node in the cache,
+    the same for every runner of this machine (the local target's containers
+    mount it: another path would re-create them). Its .debs are shared."""
+    return cache_dir() / "node-bundles" / node.name
 
 
 def bundle_stage(run: Run, node: NodePlan) -> int:
