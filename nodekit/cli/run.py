@@ -335,6 +335,7 @@ def trust(
     path: Path = typer.Argument(..., help="A Node blueprint of target ssh."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking."),
     identity: Path | None = IDENTITY,
+    backend: str | None = BACKEND,
 ) -> None:
     """Record the current SSH host keys of the node's hosts in its state,
     after printing each key's SHA256 fingerprint (compare them with the
@@ -344,14 +345,14 @@ def trust(
     from nodekit.run.trust import scan_keys, trust_keys
 
     (blueprint,) = load_nodes([path])
-    found = scan_keys(blueprint, identity=identity)
+    found = scan_keys(blueprint, identity=identity, backend=backend)
     for key in found:  # tab-separated: host, address, fingerprint, status
         sys.stdout.write(f"{key.host}\t{key.address}\t{key.fingerprint}\t{key.status}\n")
     new = [k for k in found if k.status == "new"]
     if not new:
         err.print("nothing to record: every reachable host's key is known", markup=False)
     elif yes or (sys.stdin.isatty() and typer.confirm(f"record {len(new)} key(s)?", err=True)):
-        trust_keys(blueprint, new)
+        trust_keys(blueprint, new, backend=backend)
         err.print(f"recorded {len(new)} key(s)", markup=False)
     else:
         raise UsageError("confirm with --yes (no terminal to ask on)")

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nodekit.backends import backend_for
 from nodekit.errors import UsageError
 from nodekit.render.plan import plan
+from nodekit.run.lock import holder_info
 from nodekit.run.state import NodeState
 from nodekit.targets import RunAccess, target_for
 from nodekit.targets.hostkeys import fingerprint, known_keys, known_name, scan
@@ -36,8 +38,11 @@ def _target(blueprint: Blueprint, identity: Path | None) -> tuple[SshTarget, Run
     return target, access
 
 
-def scan_keys(blueprint: Blueprint, *, identity: Path | None = None) -> list[HostKey]:
+def scan_keys(
+    blueprint: Blueprint, *, identity: Path | None = None, backend: str | None = None
+) -> list[HostKey]:
     target, access = _target(blueprint, identity)
+    backend_for(backend).pull(NodeState.of(target.node.name))  # the keys every runner knows
     config = target.ssh_config(access)
     known_hosts = access.state_root / "ssh" / "known_hosts"
     found = []
@@ -53,10 +58,17 @@ def scan_keys(blueprint: Blueprint, *, identity: Path | None = None) -> list[Hos
     return found
 
 
-def trust_keys(blueprint: Blueprint, keys: list[HostKey]) -> None:
-    """Append the given (new) keys to the node's known_hosts."""
-    _, access = _target(blueprint, None)
+def trust_keys(blueprint: Blueprint, keys: list[HostKey], *, backend: str | None = None) -> None:
+    """Append the given (new) keys to the node's known_hosts, in the backend too
+    (holding the node's lock, so no run's push undoes it)."""
+    target, access = _target(blueprint, None)
+    store = backend_for(backend)
+    state = NodeState.of(target.node.name)
     known_hosts = access.state_root / "ssh" / "known_hosts"
-    with known_hosts.open("a") as handle:
-        for key in keys:
-            handle.write(f"{key.address} {key.key}\n")
+    with store.lock(state.node, holder=holder_info("nodekit trust"), timeout_s=600):
+        store.pull(state)
+        known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with known_hosts.open("a") as handle:
+            for key in keys:
+                handle.write(f"{key.address} {key.key}\n")
+        store.push(state)

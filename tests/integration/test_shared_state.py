@@ -33,9 +33,9 @@ from typing import Any
 import docker
 import psycopg
 import pytest
+from backend_support import backend_url as _backend_url
 
 from nodekit.pulumi.docker_provider import NODE_LABEL
-from nodekit.render import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -99,16 +99,6 @@ V2 = (
     host: edge
 """
 )
-
-
-def _backend_url() -> str:
-    done = subprocess.run(
-        ["bash", str(PROJECT_ROOT / "nodekit/toolchain/setup-backend.sh")],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    line = done.stdout.strip().splitlines()[-1]
-    assert line.startswith("NODEKIT_BACKEND=postgres://"), line
-    return line.split("=", 1)[1].replace("/nodekit?", "/nodekit_test?")
 
 
 @pytest.fixture(scope="module")
