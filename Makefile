@@ -58,9 +58,10 @@ demo: setup
 	@echo "demo: node deployed and verified; try: .venv/bin/nodekit drift $(DEMO)"
 	@echo "      remove it with: .venv/bin/nodekit destroy $(DEMO) --yes"
 
-bench: setup
+bench: setup backend
 	$(BIN)/python benchmarks/render_fleet.py
 	$(BIN)/python benchmarks/deploy_node.py
+	$(BIN)/python benchmarks/backend_overhead.py
 
 lint: deps
 	$(BIN)/ruff check nodekit tests benchmarks inventories

@@ -135,6 +135,7 @@ def main() -> None:
     from nodekit.run import deploy as runs
     from nodekit.run.bundle import build_bundle
     from nodekit.run.site_bundle import node_packages
+    from nodekit.run.stages import bundle_path
     from nodekit.run.state import NodeState
     from nodekit.toolchain import baseline_status
 
@@ -144,7 +145,7 @@ def main() -> None:
     node = plan(blueprint.data)
     state = NodeState.of(NODE)
     say = (lambda _m: None) if args.format == "json" else (lambda m: print(m, file=sys.stderr))
-    build_bundle(node_packages(node), state.bundle, baseline=baseline_status())  # warm
+    build_bundle(node_packages(node), bundle_path(node), baseline=baseline_status())  # warm
     rows: dict[str, float] = {}
     try:
         say("first deploy ...")

@@ -220,7 +220,12 @@ def destroy(
             done = f"{removed} resources removed" if removed else "nothing to destroy"
             out["detail"] = f"{done}; {target.destroy_note()}"
         with run.stage("record") as out:
-            for path in (state.rendered, state.pulumi, state.bundle, state.root / "program"):
+            for path in (
+                state.rendered,
+                state.pulumi,
+                state.root / "bundle",
+                state.root / "program",
+            ):
                 shutil.rmtree(path, ignore_errors=True)
             for path in (
                 state.secrets_file,

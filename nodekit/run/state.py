@@ -5,11 +5,20 @@ node::
 
     nodes/<node>/
       rendered/        the last render (what the tools ran)
+      program/         the Pulumi program run from it, with the stack settings
       pulumi/          the stack's file backend and its passphrase (0600)
-      bundle/          the site bundle the node's containers mount
       secrets.yml      generated secrets, 0600; never rendered, never logged
+      deployed.json    the last deploy: hosts, and what nodekit installed on each
+      ssh/known_hosts  host keys (ssh target)
       lock             held by the run working on the node
-      runs/<id>/       one folder per run: logs, events, junit, summary.json
+      runs/<id>/       one folder per run: logs, events, junit, summary.json,
+                       record.json and rendered.tar.gz (the run's record)
+
+With the PostgreSQL backend (:mod:`nodekit.backends`) the secrets, the lock,
+Pulumi's state and the run records live there, and ``deployed.json``,
+``ssh/known_hosts`` and the stack settings are copied in at the start of each
+run and back at its end. The site bundle lives in the cache
+(``~/.cache/nodekit/node-bundles/<node>``), the same for every runner.
 """
 
 from __future__ import annotations
@@ -48,10 +57,6 @@ class NodeState:
     @property
     def pulumi(self) -> Path:
         return self.root / "pulumi"
-
-    @property
-    def bundle(self) -> Path:
-        return self.root / "bundle"
 
     @property
     def secrets_file(self) -> Path:
