@@ -68,11 +68,11 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="nodekit-bench-backend-"))
     os.environ["NODEKIT_STATE"] = str(scratch / "state")
     os.environ.setdefault("NODEKIT_SECRETS_KEY", "benchmark-key-0123456789")
+    import psycopg
+
     from nodekit.blueprint import load
     from nodekit.run import deploy as runs
     from nodekit.run.deploy import RunOptions
-
-    import psycopg
 
     backends = {"local": "local", "postgres": backend_url()}
     with psycopg.connect(backends["postgres"], autocommit=True) as conn:  # the test database
