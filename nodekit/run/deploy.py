@@ -54,7 +54,7 @@ def _apply(run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult
     the rendering in the node's state folder."""
     target = target_for(node)
     size_mb = stages.bundle_stage(run, node)
-    access = stages.access_for(run, options, needed_mb=size_mb + size_mb // 10 + 50)
+    access = stages.access_for(run, options, needed_mb=size_mb + size_mb // 10 + 50, node=node)
     stages.preflight_stage(run, node, target, access)
     hosts = stages.infrastructure_stage(run, node, run.state.rendered)
     runner = stages.configure_stage(run, node, target, access, rendered=rendered, hosts=hosts)
@@ -163,7 +163,7 @@ def inspect(
             changes = {op: n for op, n in preview.summary.items() if op != "same"}
             out["detail"] = ", ".join(f"{op} {n}" for op, n in changes.items()) or "no change"
             run.result.drift += [f"infrastructure: {n} to {op}" for op, n in changes.items()]
-        runner = target.runner(stages.access_for(run, options))
+        runner = target.runner(stages.access_for(run, options, node=node))
         deployed = (run.state.root / "deployed.json").exists()
         with run.stage("configure") as out:
             if not deployed or preview.summary.get("create"):

@@ -11,10 +11,11 @@ stack (local) or reported (ssh). Nothing nodekit did not install is touched.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from nodekit.blueprint.packages import PACKAGES
-from nodekit.render.plan import NodePlan
+from nodekit.render.plan import HostPlan, NodePlan
 from nodekit.run.state import NodeState
 
 Installed = dict[str, list[dict[str, Any]]]  # host -> what nodekit installed there
@@ -36,6 +37,33 @@ def installed(node: NodePlan) -> Installed:
             })  # fmt: skip
         result[host.name] = entries
     return result
+
+
+def reach(node: NodePlan) -> dict[str, dict[str, Any]]:
+    """How each host was reached (kept so a host dropped later can still be cleaned)."""
+    return {h.name: {"address": h.address, "zone": h.zone, "ssh": h.ssh} for h in node.hosts}
+
+
+def former_hosts(record: dict[str, Any], node: NodePlan) -> tuple[HostPlan, ...]:
+    """The hosts the record has and the plan dropped, as plans to reach them by."""
+    _, gone = removals(record, node)
+    known = record.get("reach") or {}
+    if not node.hosts:
+        return ()
+    template = node.hosts[0]
+    return tuple(
+        replace(
+            template,
+            name=name,
+            address=known[name]["address"],
+            ssh=known[name]["ssh"],
+            addresses={known[name]["zone"]: known[name]["address"]},
+            services=(),
+            routes=(),
+        )
+        for name in gone
+        if name in known
+    )
 
 
 def previous(state: NodeState) -> dict[str, Any]:
@@ -62,7 +90,9 @@ def removals(record: dict[str, Any], node: NodePlan) -> tuple[Installed, list[st
     return remove, gone_hosts
 
 
-def describe(remove: Installed, gone_hosts: list[str], target: str) -> list[str]:
+def describe(
+    remove: Installed, gone_hosts: list[str], *, destroyed: bool, record: dict[str, Any]
+) -> list[str]:
     """One line per removal, as plan and deploy report them."""
     lines = [
         f"{host}: software {e['software']} ({e['package']}): service {e['service']} stopped "
@@ -71,10 +101,18 @@ def describe(remove: Installed, gone_hosts: list[str], target: str) -> list[str]
         for e in entries
     ]
     for host in gone_hosts:
+        if destroyed:
+            lines.append(f"{host}: host removed from the blueprint: its container is destroyed")
+            continue
+        had = (record.get("installed") or {}).get(host) or []
+        what = (
+            "nodekit's software purged from it: "
+            + ", ".join(f"{e['software']} ({', '.join(e['apt'])})" for e in had)
+            if had
+            else "no software of nodekit's was on it"
+        )
         lines.append(
-            f"{host}: host removed from the blueprint: its container is destroyed"
-            if target == "local"
-            else f"{host}: host removed from the blueprint: nodekit no longer manages it "
-            "(nothing is removed from a machine nodekit cannot name in the blueprint)"
+            f"{host}: host removed from the blueprint: {what}; the machine, its admin user, "
+            "SSH and firewall settings stay (nodekit no longer manages it)"
         )
     return lines

@@ -18,24 +18,40 @@ import yaml
 
 from nodekit.errors import NodekitError, PulumiFailed, StageError, VerifyFailed
 from nodekit.render import RenderResult, render
-from nodekit.render.plan import NodePlan
+from nodekit.render.plan import HostPlan, NodePlan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
 from nodekit.run.bundle import build_bundle
 from nodekit.run.operation import Run
 from nodekit.run.pulumi_stack import PulumiStack
-from nodekit.run.removal import Installed, describe, installed, previous, removals
+from nodekit.run.removal import (
+    Installed,
+    describe,
+    former_hosts,
+    installed,
+    previous,
+    reach,
+    removals,
+)
 from nodekit.run.site_bundle import node_packages
 from nodekit.run.state import NodeState
 from nodekit.run.verify import VerifyResult, run_checks
-from nodekit.targets import RunAccess, Runner, Target
+from nodekit.targets import RunAccess, Runner, Target, target_for
 from nodekit.toolchain import baseline_status, cache_dir
 
 if TYPE_CHECKING:
     from nodekit.blueprint import Blueprint
 
 
-def access_for(run: Run, options: Any, *, needed_mb: int = 0) -> RunAccess:
+def access_for(
+    run: Run, options: Any, *, needed_mb: int = 0, node: NodePlan | None = None
+) -> RunAccess:
+    """How the run reaches the hosts; with ``node``, also the hosts the node's record
+    has and the plan dropped, when its target leaves them standing (to clean them)."""
+    former: tuple[HostPlan, ...] = ()
+    if node is not None and not target_for(node).destroys_removed_hosts:
+        former = former_hosts(previous(run.state), node)
     return RunAccess(
+        former_hosts=former,
         state_root=run.state.root,
         run_dir=run.result.run_dir,
         identity=options.identity,
@@ -162,11 +178,16 @@ def infrastructure_stage(run: Run, node: NodePlan, rendered: Path) -> dict[str, 
 
 
 def host_layer(
-    state: NodeState, hosts: dict[str, str], runner: Runner, remove: Installed | None = None
+    state: NodeState,
+    hosts: dict[str, str],
+    runner: Runner,
+    remove: Installed | None = None,
+    former: dict[str, list[dict[str, Any]]] | None = None,
 ) -> Path:
     """An inventory layer of what is known only at run time: how to reach each
-    host (the infrastructure's outputs), the target's per-host variables and
-    what to remove from each host (``nodekit_remove``)."""
+    host (the infrastructure's outputs), the target's per-host variables, what
+    to remove from each host (``nodekit_remove``) and the hosts the blueprint
+    dropped that are still to be cleaned (group ``nodekit_removed``)."""
     path = state.root / "inventory-outputs.yml"
     layer: dict[str, Any] = {
         name: {"ansible_host": value, **runner.host_vars.get(name, {})}
@@ -175,7 +196,14 @@ def host_layer(
     for name, entries in (remove or {}).items():
         if name in layer:
             layer[name]["nodekit_remove"] = entries
-    path.write_text(yaml.safe_dump({"all": {"hosts": layer}}, sort_keys=True))
+    removed = {
+        name: {**runner.host_vars.get(name, {}), "nodekit_remove": entries}
+        for name, entries in sorted((former or {}).items())
+    }
+    inventory: dict[str, Any] = {"all": {"hosts": layer}}
+    if removed:
+        inventory["all"]["children"] = {"nodekit_removed": {"hosts": removed}}
+    path.write_text(yaml.safe_dump(inventory, sort_keys=True))
     return path
 
 
@@ -200,8 +228,12 @@ def converge(
 ) -> AnsibleResult:
     """The site playbook on the node (check-and-diff mode with ``check``), removing
     what the node's record has and the plan no longer does."""
-    remove, gone = removals(previous(run.state), node)
-    lines = describe(remove, gone, node.target)
+    record = previous(run.state)
+    remove, gone = removals(record, node)
+    destroyed = target_for(node).destroys_removed_hosts
+    lines = describe(remove, gone, destroyed=destroyed, record=record)
+    had, known = record.get("installed") or {}, record.get("reach") or {}
+    former = {} if destroyed else {h: had.get(h) or [] for h in gone if h in known}
     if check:
         run.result.drift += [f"remove: {line}" for line in lines]
     else:
@@ -212,7 +244,7 @@ def converge(
         rendered / "ansible",
         run.result.run_dir / "ansible",
         extra_vars_file=secrets,
-        extra_inventory=host_layer(run.state, hosts, runner, remove),
+        extra_inventory=host_layer(run.state, hosts, runner, remove, former),
         check=check,
         env=runner.env,
         extra_vars=runner.extra_vars,
@@ -265,6 +297,7 @@ def record_stage(run: Run, node: NodePlan, hosts: dict[str, str]) -> None:
             "blueprint_digest": run.provenance.blueprint_digest,
             "hosts": hosts,
             "installed": installed(node),  # what the next deploy removes, if dropped
+            "reach": reach(node),  # how to reach a host dropped later, to clean it
         }
         (run.state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
         out["detail"] = f"run {run.result.run_dir.name}"

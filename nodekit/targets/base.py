@@ -32,6 +32,7 @@ class RunAccess:
     needed_mb: int = 0  # room the bundle needs on each host
     on_line: LineFn | None = None
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # preflight -> later stages
+    former_hosts: tuple[HostPlan, ...] = ()  # removed from the blueprint, still to clean up
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Target:
     ships_image: ClassVar[bool] = False
     #: Toolchain parts (`nodekit doctor` names) this target needs on the operator's machine.
     toolchain: ClassVar[tuple[str, ...]] = ()
+    #: Whether the infrastructure destroys a host the blueprint drops (else nodekit
+    #: removes its own software from it, and the machine stays).
+    destroys_removed_hosts: ClassVar[bool] = False
 
     def __init__(self, node: NodePlan) -> None:
         self.node = node

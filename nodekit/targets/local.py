@@ -17,6 +17,7 @@ from nodekit.targets.base import PreflightProblem, RunAccess, Target
 
 class LocalTarget(Target):
     name: ClassVar[str] = "local"
+    destroys_removed_hosts: ClassVar[bool] = True  # its stack owns the containers
     toolchain: ClassVar[tuple[str, ...]] = ("docker engine", "node image")
     ships_image: ClassVar[bool] = True
 

@@ -57,7 +57,7 @@ class SshTarget(Target):
         known = folder / "known_hosts"
         known.touch(mode=0o600, exist_ok=True)
         lines = ["# Written by nodekit for each run: how this node's hosts are reached.\n"]
-        for host in self.node.hosts:
+        for host in (*self.node.hosts, *access.former_hosts):
             lines += [
                 f"\nHost {host.connect_address}\n",
                 f"  Port {host.ssh_port}\n",
@@ -166,6 +166,8 @@ class SshTarget(Target):
                     host, access.facts.get(host.name, {}).get("login_key")
                 ),
             }
+        for host in access.former_hosts:  # only reached to take nodekit's software away
+            host_vars[host.name] = self.connection_vars(host)
         return Runner(
             env={"ANSIBLE_HOST_KEY_CHECKING": "True", "NODEKIT_SSH_CONFIG": str(config)},
             extra_vars={"ansible_ssh_common_args": f"-F {shlex.quote(str(config))}"},

@@ -71,6 +71,17 @@ checks:
     host: hist-01
     port: 1883/tcp
 """
+EDGE_HOST = """\
+  - name: edge-01
+    role: edge
+    zone: ot
+    address: 10.215.1.10
+"""
+EDGE_SOFTWARE = """\
+  - name: exporter
+    package: node-exporter
+    host: edge-01
+"""
 
 
 @pytest.fixture(scope="module")
@@ -168,19 +179,37 @@ def test_ssh_node(site: tuple[Path, SshHosts]) -> None:
     code, result, err = _deploy(path, hosts)
     assert code == 0, (result["error"], err[-2000:])
 
-    # 7. A changed host key is always refused, even with the flag.
-    hosts.run("edge-01", "rm /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh")
+    # 7. A host dropped from the blueprint, with its software: plan names what goes,
+    #    deploy purges what nodekit installed there and says so; the machine stays.
+    path.write_text(
+        BLUEPRINT.format(allow=f"{GATEWAY}/32").replace(EDGE_HOST, "").replace(EDGE_SOFTWARE, "")
+    )
+    code, result, _ = _json(["plan", str(path), "--identity", str(hosts.key)])
+    assert any(
+        d.startswith("remove: edge-01: host removed") and "exporter" in d for d in result["drift"]
+    ), result["drift"]
+    hosts.run("edge-01", "dpkg -s prometheus-node-exporter >/dev/null")  # still there
+    code, result, err = _deploy(path, hosts)
+    assert code == 0, (result["error"], err[-2000:])
+    assert any("edge-01: host removed" in line for line in result["removals"])
+    hosts.run("edge-01", "! dpkg -s prometheus-node-exporter >/dev/null 2>&1")
+    hosts.run("edge-01", "! systemctl is-active prometheus-node-exporter")
+    assert login(hosts, ADDRESSES["edge-01"]) == 0  # never locked out
+    hosts.run("hist-01", "systemctl is-active mosquitto")  # the others untouched
+
+    # 8. A changed host key is always refused, even with the flag.
+    hosts.run("hist-01", "rm /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh")
     code, result, _ = _deploy(path, hosts, "--accept-new-host-keys")
     assert code == 1 and result["failed_stage"] == "preflight", result
-    assert any("edge-01: host key: host key CHANGED" in p for p in result["preflight"])
+    assert any("hist-01: host key: host key CHANGED" in p for p in result["preflight"])
     #    `nodekit trust` shows it too, and records nothing for it.
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert main(["trust", str(path), "--yes"]) == 1
     status = {line.split("\t")[0]: line.split("\t")[3] for line in out.getvalue().splitlines()}
-    assert status == {"edge-01": "changed", "hist-01": "known", "cell-01": "known"}
+    assert status == {"hist-01": "changed", "cell-01": "known"}
 
-    # 8. Destroy forgets the node and leaves the real hosts as they are.
+    # 9. Destroy forgets the node and leaves the real hosts as they are.
     code, result, _ = _json(["destroy", str(path), "--yes"])
     assert code == 0, result
     assert "left as they are" in str(result["stages"])

@@ -92,7 +92,12 @@ def test_removals_are_what_the_record_has_and_the_plan_lost() -> None:
     remove, gone = removals(record, node)
     assert [e["software"] for e in remove[host]] == ["old-db"]
     assert gone == ["gone-01"]
-    lines = describe(remove, gone, "local")
+    lines = describe(remove, gone, destroyed=True, record=record)
     assert lines[0].startswith(f"{host}: software old-db (postgresql): service postgresql")
     assert "container is destroyed" in lines[1]
+    kept = describe({}, gone, destroyed=False, record=record)  # ssh: the machine stays
+    assert kept == [
+        "gone-01: host removed from the blueprint: no software of nodekit's was on it; the "
+        "machine, its admin user, SSH and firewall settings stay (nodekit no longer manages it)"
+    ]
     assert removals({}, node) == ({}, [])  # first deploy: nothing to remove
