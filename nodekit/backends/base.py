@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -53,9 +53,15 @@ class Backend(ABC):
 
     @abstractmethod
     def lock(
-        self, node: str, *, holder: dict[str, Any], timeout_s: float
+        self,
+        node: str,
+        *,
+        holder: dict[str, Any],
+        timeout_s: float,
+        on_wait: Callable[[str], None] | None = None,
     ) -> AbstractContextManager[None]:
-        """Hold the node's lock; wait up to timeout_s (LockTimeout names the holder)."""
+        """Hold the node's lock; wait up to timeout_s (LockTimeout names the holder).
+        ``on_wait`` hears once who holds it, when the run has to wait."""
 
     @abstractmethod
     def pull(self, state: NodeState) -> None:

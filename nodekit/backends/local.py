@@ -9,7 +9,7 @@ rendered output (``rendered.tar.gz``) in its run folder.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,14 @@ class LocalBackend(Backend):
         return f"local folder {state_root()}"
 
     @contextmanager
-    def lock(self, node: str, *, holder: dict[str, Any], timeout_s: float) -> Iterator[None]:
+    def lock(
+        self,
+        node: str,
+        *,
+        holder: dict[str, Any],
+        timeout_s: float,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Iterator[None]:
         state = NodeState.of(node)
         with node_lock(
             state.lock_file,
@@ -37,6 +44,7 @@ class LocalBackend(Backend):
             command=str(holder.get("command", "nodekit")),
             timeout_s=timeout_s,
             holder=holder,
+            on_wait=on_wait,
         ):
             yield
 

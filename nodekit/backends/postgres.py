@@ -16,7 +16,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,19 +93,29 @@ class PostgresBackend(Backend):
     # -- locks ----------------------------------------------------------------
 
     @contextmanager
-    def lock(self, node: str, *, holder: dict[str, Any], timeout_s: float) -> Iterator[None]:
+    def lock(
+        self,
+        node: str,
+        *,
+        holder: dict[str, Any],
+        timeout_s: float,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Iterator[None]:
         key = _lock_key(node)
         with self._connect() as conn:  # the lock lives exactly as long as this session
             start = time.monotonic()
+            told = False
             while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:  # type: ignore[index]
+                row = conn.execute(
+                    "SELECT holder FROM nodekit_locks WHERE node = %s", (node,)
+                ).fetchone()
+                who = describe_holder(row[0] if row else None)
                 waited = time.monotonic() - start
                 if waited >= timeout_s:
-                    row = conn.execute(
-                        "SELECT holder FROM nodekit_locks WHERE node = %s", (node,)
-                    ).fetchone()
-                    raise LockTimeout(
-                        node=node, holder=describe_holder(row[0] if row else None), waited_s=waited
-                    )
+                    raise LockTimeout(node=node, holder=who, waited_s=waited)
+                if on_wait and not told:
+                    on_wait(who)
+                    told = True
                 time.sleep(min(1.0, max(0.05, timeout_s - waited)))
             conn.execute(
                 "INSERT INTO nodekit_locks (node, holder) VALUES (%s, %s) "

@@ -66,10 +66,12 @@ class Progress:
         head = f"{event.node:<24} {event.stage:<14}"
         with self._lock:
             if err.is_terminal:
-                mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]", "info": " "}
+                mark = {"start": "…", "done": "[green]✓[/]", "failed": "[red]✗[/]", "info": " ",
+                        "wait": "…"}  # fmt: skip
                 err.print(f"{escape(head)} {mark[event.kind]} {escape(event.message)}".rstrip())
             else:
-                word = {"start": "start", "done": "ok", "failed": "FAILED", "info": " "}
+                word = {"start": "start", "done": "ok", "failed": "FAILED", "info": " ",
+                        "wait": "wait"}  # fmt: skip
                 line = f"{head} {word[event.kind]} {event.message}".rstrip()
                 err.print(line, markup=False, highlight=False)
 

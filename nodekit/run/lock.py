@@ -14,7 +14,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ def node_lock(
     command: str,
     timeout_s: float,
     holder: dict[str, Any] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[None]:
     """Hold the node's lock for the duration of the block; wait up to timeout_s.
 
@@ -67,6 +68,7 @@ def node_lock(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     start = time.monotonic()
+    told = False
     try:
         while True:
             try:
@@ -76,6 +78,9 @@ def node_lock(
                 waited = time.monotonic() - start
                 if waited >= timeout_s:
                     raise LockTimeout(node=node, holder=_holder(path), waited_s=waited) from None
+                if on_wait and not told:
+                    on_wait(_holder(path))
+                    told = True
                 time.sleep(min(0.5, max(0.05, timeout_s - waited)))
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder or holder_info(command)).encode(), 0)

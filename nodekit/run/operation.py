@@ -37,7 +37,7 @@ class Event:
 
     node: str
     stage: str
-    kind: str  # start | info | done | failed
+    kind: str  # start | info | wait | done | failed
     message: str = ""
     at: float = field(default_factory=time.time)  # seconds since the epoch
 
@@ -255,7 +255,12 @@ def operate(
     run = Run(node, operation, on_event, backend, provenance)
     holder = holder_info(f"nodekit {operation}", run.provenance.commit)
     try:
-        with backend.lock(node, holder=holder, timeout_s=options.lock_timeout_s):
+        with backend.lock(
+            node,
+            holder=holder,
+            timeout_s=options.lock_timeout_s,
+            on_wait=lambda who: run.emit("lock", "wait", f"waiting for {who}"),
+        ):
             for stale in run.state.root.glob("runs/*/.secrets.yml"):
                 stale.unlink()  # left by a run that was killed before it could clean up
             try:

@@ -144,6 +144,11 @@ def _stages(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["stage"]: s for s in node["stages"]}
 
 
+def _began(run_dir: str) -> float:
+    """When the run's first stage started (after any wait for the lock)."""
+    return float(next(e["at"] for e in _events(run_dir) if e["stage"] != "lock"))
+
+
 def _events(run_dir: str) -> list[dict[str, Any]]:
     lines = (Path(run_dir) / "events.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
@@ -176,9 +181,11 @@ def test_runners_share_one_truth(
     for name, (stdout, stderr) in outputs.items():
         assert procs[name].returncode == 0, stderr[-3000:]
         (results[name],) = json.loads(stdout)["nodes"]
-    first, second = sorted(results.values(), key=lambda r: _events(r["run_dir"])[0]["at"])
-    # one waited: its first stage began after the other's last event
-    assert _events(second["run_dir"])[0]["at"] >= _events(first["run_dir"])[-1]["at"]
+    first, second = sorted(results.values(), key=lambda r: _began(r["run_dir"]))
+    # one waited, and said for whom; its first stage began after the other's last event
+    waited = [e for e in _events(second["run_dir"]) if e["kind"] == "wait"]
+    assert waited and "waiting for nodekit deploy (pid" in waited[0]["message"]
+    assert _began(second["run_dir"]) >= _events(first["run_dir"])[-1]["at"]
     assert _stages(first)["infrastructure"]["changed"] >= 5  # 2 networks, 3 containers
     assert _stages(second)["infrastructure"]["changed"] == 0  # created once
     assert _stages(second)["configure"]["changed"] == 0  # same secrets, same settings
