@@ -76,6 +76,14 @@ class Backend(ABC):
         """A 0600 YAML file ``nodekit_secrets: {name: value}`` for Ansible, every named
         secret present (missing ones generated once, for every runner)."""
 
+    def check(self) -> None:
+        """Refuse early what would fail every step (a shared backend: a wrong key)."""
+        return
+
+    def knows(self, node: str) -> bool:
+        """Whether the backend already holds state or history of the node."""
+        return False
+
     def import_secrets(self, state: NodeState, values: dict[str, str]) -> None:
         """Store given secret values (``backend migrate``); existing values are kept."""
         raise UsageError(f"the {self.name} backend does not import secrets")

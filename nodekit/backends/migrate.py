@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
-from nodekit.backends.base import Backend
+from nodekit.backends.base import Backend, shared_paths
 from nodekit.backends.local import LocalBackend
 from nodekit.errors import BackendError, PulumiFailed
+from nodekit.run.lock import holder_info
 from nodekit.run.pulumi_stack import PulumiStack
 from nodekit.run.state import NodeState, state_root
 
@@ -32,17 +33,25 @@ class Migrated:
     secrets: int
     files: int
     runs: int
+    skipped: str | None = None  # why nothing of the node was copied
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def migrate_all(target: Backend, on_line: Callable[[str], None]) -> list[Migrated]:
+def migrate_all(
+    target: Backend, on_line: Callable[[str], None], *, lock_timeout_s: float = 600
+) -> list[Migrated]:
     local = LocalBackend()
     done = []
     for folder in sorted((state_root() / "nodes").glob("*/")):
         state = NodeState.of(folder.name)
-        with target.lock(state.node, holder={"command": "nodekit backend migrate"}, timeout_s=600):
+        holder = holder_info("nodekit backend migrate")
+        with target.lock(state.node, holder=holder, timeout_s=lock_timeout_s):
+            if target.knows(state.node):  # never overwrite what runners share
+                on_line(f"{state.node}: already in {target.display}: skipped")
+                done.append(Migrated(state.node, False, 0, 0, 0, "already in the backend"))
+                continue
             on_line(f"{state.node}: copying into {target.display}")
             done.append(_migrate(state, local, target))
     return done
@@ -60,9 +69,7 @@ def _migrate(state: NodeState, local: LocalBackend, target: Backend) -> Migrated
         kept = {r["id"] for r in target.runs(state.node)}
         if record["id"] not in kept:
             target.add_run(state, record, local.rendering(state.node, str(record["id"])))
-    files = sum(1 for _ in state.root.glob("deployed.json")) + sum(
-        1 for _ in state.root.glob("ssh/known_hosts")
-    )
+    files = len(list(shared_paths(state)))
     return Migrated(state.node, stack, len(names), files, len(runs))
 
 
@@ -98,10 +105,12 @@ def _copy_stack(state: NodeState, local: LocalBackend, target: Backend) -> bool:
         line for line in settings.read_text().splitlines(keepends=True)
         if not line.startswith("encryptionsalt:")
     ]  # fmt: skip
+    original = settings.read_text()
     settings.write_text("".join(kept))
     try:
         shared = PulumiStack(program, name, state_dir=state.pulumi, env=target.pulumi_env(state))
         shared.import_(auto.Deployment(version=exported.version, deployment=deployment))
     except PulumiFailed as error:
+        settings.write_text(original)  # the local stack stays usable as it was
         raise BackendError(f"{state.node}: cannot import the stack: {error.detail}") from None
     return True

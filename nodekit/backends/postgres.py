@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 import yaml
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS nodekit_runs (
   rendered bytea, PRIMARY KEY (node, id));
 """
 SCHEMA_LOCK = 0x6E6F64656B6974  # "nodekit": serialises CREATE TABLE of concurrent runners
+TABLES = ("nodekit_meta", "nodekit_locks", "nodekit_files", "nodekit_secrets", "nodekit_runs")
 
 
 def _lock_key(node: str) -> int:
@@ -78,9 +80,15 @@ class PostgresBackend(Backend):
             ) from None
         try:
             if not self._ready:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    conn.execute(SCHEMA)
+                # Only when a table is missing: CREATE needs a privilege a role that
+                # uses existing tables need not have.
+                present = conn.execute(
+                    "SELECT count(to_regclass(t)) FROM unnest(%s::text[]) AS t", (list(TABLES),)
+                ).fetchone()
+                if not present or present[0] < len(TABLES):
+                    with conn.transaction():
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                        conn.execute(SCHEMA)
                 self._ready = True
             yield conn
         except psycopg.Error as error:
@@ -228,10 +236,24 @@ class PostgresBackend(Backend):
                     (state.node, name, sealer.seal(value, f"{state.node}/{name}")),
                 )
 
+    def check(self) -> None:
+        with self._connect() as conn:
+            self._seal(conn)  # a wrong key is refused here, before anything runs
+
+    def knows(self, node: str) -> bool:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM nodekit_files WHERE node = %s) "
+                "OR EXISTS (SELECT 1 FROM nodekit_runs WHERE node = %s)",
+                (node, node),
+            ).fetchone()
+        return bool(row and row[0])
+
     def secret_values(self, state: NodeState) -> list[str]:
         with self._connect() as conn:
             values = list(self._values(conn, state.node).values())
-        return [*values, secrets_key()]
+        password = urlsplit(self.url).password
+        return [*values, secrets_key(), *([unquote(password)] if password else [])]
 
     # -- Pulumi ---------------------------------------------------------------
 

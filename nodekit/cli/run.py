@@ -282,20 +282,29 @@ def drift(
 
 
 @app.command()
-def destroy(
+def destroy(  # noqa: PLR0917 (typer maps parameters to options)
     paths: list[Path] = PATHS,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     lock_timeout: float = LOCK_TIMEOUT,
+    identity: Path | None = IDENTITY,
     format: Format = FORMAT,
     backend: str | None = BACKEND,
 ) -> None:
-    """Remove the nodes' containers, networks, stack state and secrets (their
-    run history stays). Idempotent: destroying a node that is not deployed
+    """Remove the nodes: on the local target their containers and networks;
+    on the ssh target the software nodekit installed on each host (by its
+    record of what it installed: nothing else is touched, the machines, their
+    admin user and SSH settings stay). Then the stack state and secrets; the
+    run history stays. Idempotent: destroying a node that is not deployed
     does nothing and exits 0."""
     blueprints = load_nodes(paths)
     _confirm("destroy", blueprints, yes)
     results = _run_all(
-        blueprints, runs.destroy, lock_timeout=lock_timeout, verbose=False, backend=backend
+        blueprints,
+        runs.destroy,
+        lock_timeout=lock_timeout,
+        verbose=False,
+        identity=identity,
+        backend=backend,
     )
     _report(results, format, "destroy")
 

@@ -49,8 +49,9 @@ def history(
 ) -> None:
     """The node's runs, newest first: command, start and end, status, whether
     verify passed, git commit (`+dirty` when the blueprint differed from it),
-    who ran it. `*` marks the last verified-good run (what `nodekit rollback`
-    returns to after a bad deploy).
+    who ran it. `*` marks the last verified-good run: the newest deploy or
+    rollback whose verify passed. `nodekit rollback` without --to returns to
+    the newest such run before the node's current (newest) deploy or rollback.
 
     Example: `nodekit history lyon-additive-01 --limit 5`
     """
@@ -144,6 +145,9 @@ def migrate(
     laptop that deployed the nodes, then point every runner at the backend
     (NODEKIT_BACKEND) with the same NODEKIT_SECRETS_KEY.
 
+    A node the shared backend already knows (state or history) is skipped:
+    runners share it already, and nothing of theirs is overwritten.
+
     Example: `NODEKIT_SECRETS_KEY=... nodekit backend migrate --to postgres://...`
     """
     from nodekit.backends.migrate import migrate_all
@@ -158,7 +162,9 @@ def migrate(
         return
     for r in results:
         out.print(
-            f"{r.node}: stack {'copied' if r.stack else 'none'}, {r.secrets} secret(s), "
+            f"{r.node}: skipped: {r.skipped}"
+            if r.skipped
+            else f"{r.node}: stack {'copied' if r.stack else 'none'}, {r.secrets} secret(s), "
             f"{r.files} shared file(s), {r.runs} run(s)",
             markup=False,
         )

@@ -195,13 +195,21 @@ def destroy(
     blueprint: Blueprint, *, options: RunOptions | None = None, on_event: EventFn | None = None
 ) -> RunResult:
     """Remove what the node's stack made (containers and networks on the local
-    target; nothing on real hosts), its secrets and shared state; its history
-    stays. Idempotent."""
+    target), what nodekit installed on real hosts (ssh target: by the per-host
+    record, nothing else), its secrets and shared state; its history stays.
+    Idempotent."""
+    options = options or RunOptions()
 
     def body(run: Run) -> None:
         node = plan(blueprint.data)
         target = target_for(node)
         state = run.state
+        if not target.destroys_removed_hosts and (state.root / "deployed.json").exists():
+            render(blueprint, run.result.run_dir / "rendered")
+            with run.stage("configure") as out:
+                run.result.removals = stages.remove_everything(run, node, target, options)
+                out["changed"] = len(run.result.removals)
+                out["detail"] = f"nodekit's software removed from {out['changed']} host(s)"
         with run.stage("infrastructure") as out:
             removed = 0
             if run.backend.has_stack(state):

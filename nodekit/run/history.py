@@ -166,6 +166,11 @@ def rollback_target(runs: list[dict[str, Any]], to: str | None) -> dict[str, Any
                 f"no run {to} in the history of this node (newest: {known})",
                 fix="nodekit history NODE lists the runs",
             )
+        if found[0].get("command") not in APPLYING:
+            raise UsageError(
+                f"run {to} is a {found[0].get('command')}: it applied nothing to return to",
+                fix="name a deploy or rollback run (nodekit history NODE lists them)",
+            )
         return found[0]
     applied = [r for r in runs if r.get("command") in APPLYING]
     if not applied:

@@ -266,6 +266,7 @@ def operate(
             try:
                 if backend.shared:
                     secrets_key()  # refuse early: every step needs it
+                backend.check()
                 backend.pull(run.state)
                 body(run)
             except NodekitError as error:

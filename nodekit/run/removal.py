@@ -44,9 +44,12 @@ def reach(node: NodePlan) -> dict[str, dict[str, Any]]:
     return {h.name: {"address": h.address, "zone": h.zone, "ssh": h.ssh} for h in node.hosts}
 
 
-def former_hosts(record: dict[str, Any], node: NodePlan) -> tuple[HostPlan, ...]:
-    """The hosts the record has and the plan dropped, as plans to reach them by."""
-    _, gone = removals(record, node)
+def former_hosts(
+    record: dict[str, Any], node: NodePlan, names: list[str] | None = None
+) -> tuple[HostPlan, ...]:
+    """The hosts the record has and the plan dropped (or the named ones), as plans
+    to reach them by."""
+    gone = removals(record, node)[1] if names is None else names
     known = record.get("reach") or {}
     if not node.hosts:
         return ()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from nodekit.errors import NodekitError, PulumiFailed, StageError, VerifyFailed
-from nodekit.render import RenderResult, render
+from nodekit.render import PLAYBOOKS, RenderResult, render
 from nodekit.render.plan import HostPlan, NodePlan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
 from nodekit.run.bundle import build_bundle
@@ -40,6 +41,8 @@ from nodekit.toolchain import baseline_status, cache_dir
 
 if TYPE_CHECKING:
     from nodekit.blueprint import Blueprint
+
+PLAYBOOK = PLAYBOOKS / "site.yml"
 
 
 def access_for(
@@ -277,6 +280,42 @@ def configure_stage(
             f", {delivered} bundle files copied" if delivered else ""
         )
     return runner
+
+
+def remove_everything(run: Run, node: NodePlan, target: Target, options: Any) -> list[str]:
+    """Destroy on a target that leaves hosts standing: purge what nodekit installed
+    on each host of the record (and nothing else); one line per host."""
+    record = previous(run.state)
+    had = {h: e for h, e in (record.get("installed") or {}).items() if e}
+    names = sorted(h for h in had if h in (record.get("reach") or {}))
+    if not names:
+        return []
+    access = replace(access_for(run, options), former_hosts=former_hosts(record, node, names))
+    runner = target.runner(access)
+    play = [p for p in yaml.safe_load(PLAYBOOK.read_text()) if p["hosts"] == "nodekit_removed"]
+    folder = run.result.run_dir / "removal"
+    folder.mkdir()
+    (folder / "site.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    (folder / "inventory.yml").write_text("all: {}\n")
+    shutil.copyfile(
+        run.result.run_dir / "rendered" / "ansible" / "ansible.cfg", folder / "ansible.cfg"
+    )
+    result = run_playbook(
+        folder,
+        run.result.run_dir / "ansible",
+        extra_inventory=host_layer(run.state, {}, runner, None, {h: had[h] for h in names}),
+        env=runner.env,
+        extra_vars=runner.extra_vars,
+        on_line=lambda line: run.emit("configure", "info", line),
+    )
+    if not result.ok:
+        raise fail_ansible(node.name, "configure", result)
+    return [
+        f"{h}: nodekit's software purged: "
+        + ", ".join(f"{e['software']} ({', '.join(e['apt'])})" for e in had[h])
+        + "; the machine, its admin user, SSH and firewall settings stay"
+        for h in names
+    ]
 
 
 def verify_stage(run: Run, node: NodePlan, tests: Path, runner: Runner) -> VerifyResult:

@@ -176,8 +176,8 @@ class SshTarget(Target):
 
     def destroy_note(self) -> str:
         return (
-            "the hosts are left as they are: nodekit removes no package, file or user "
-            "from a real machine (only its own stack state)"
+            "the machines stay: only the software nodekit installed was removed (by its "
+            "record); their admin user, SSH and firewall settings are left as they are"
         )
 
 

@@ -40,6 +40,8 @@ PYTHON_MODULES = (
     "testinfra",
     "pytest",
     "ansible_mitogen",
+    "psycopg",
+    "cryptography",
 )
 # community.docker: the local target's connection; ansible.posix and
 # community.postgresql: modules the roles use.
@@ -181,6 +183,23 @@ def check_baseline() -> Check:
     return Check("baseline", True, f"minimal Debian 12 package list ({status.parent.name})")
 
 
+def check_backend() -> Check:
+    """The state backend of $NODEKIT_BACKEND: reachable, and the secrets key opens it."""
+    from nodekit.backends import backend_for
+    from nodekit.errors import NodekitError
+
+    try:
+        backend = backend_for()
+        if backend.shared:
+            from nodekit.backends.sealed import secrets_key
+
+            secrets_key()
+        backend.check()
+    except NodekitError as error:
+        return Check("state backend", False, str(error), str(error.context.get("fix") or ""))
+    return Check("state backend", True, backend.display)
+
+
 # Every part by its name; the common ones first. Targets name what else they
 # need (nodekit.targets.*.toolchain).
 CHECKS: dict[str, Callable[[], Check]] = {
@@ -193,9 +212,10 @@ CHECKS: dict[str, Callable[[], Check]] = {
     "docker engine": check_docker,
     "node image": check_image,
     "ssh client": check_ssh_client,
+    "state backend": check_backend,
 }
 COMMON = ("python deps", "ansible collections", "host tools", "baseline", "pulumi cli",
-          "pulumi python host")  # fmt: skip
+          "pulumi python host", "state backend")  # fmt: skip
 
 
 def run_checks(parts: tuple[str, ...] | None = None) -> list[Check]:

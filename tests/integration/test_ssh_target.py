@@ -198,19 +198,26 @@ def test_ssh_node(site: tuple[Path, SshHosts]) -> None:
     hosts.run("hist-01", "systemctl is-active mosquitto")  # the others untouched
 
     # 8. A changed host key is always refused, even with the flag.
-    hosts.run("hist-01", "rm /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh")
+    hosts.run("cell-01", "rm /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh")
     code, result, _ = _deploy(path, hosts, "--accept-new-host-keys")
     assert code == 1 and result["failed_stage"] == "preflight", result
-    assert any("hist-01: host key: host key CHANGED" in p for p in result["preflight"])
+    assert any("cell-01: host key: host key CHANGED" in p for p in result["preflight"])
     #    `nodekit trust` shows it too, and records nothing for it.
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert main(["trust", str(path), "--yes"]) == 1
     status = {line.split("\t")[0]: line.split("\t")[3] for line in out.getvalue().splitlines()}
-    assert status == {"hist-01": "changed", "cell-01": "known"}
+    assert status == {"hist-01": "known", "cell-01": "changed"}
 
-    # 9. Destroy forgets the node and leaves the real hosts as they are.
-    code, result, _ = _json(["destroy", str(path), "--yes"])
+    # 9. Destroy removes what nodekit installed (by its record), nothing else, and
+    #    forgets the node; the machines stay reachable.
+    code, result, _ = _json(["destroy", str(path), "--yes", "--identity", str(hosts.key)])
     assert code == 0, result
-    assert "left as they are" in str(result["stages"])
-    hosts.run("hist-01", "systemctl is-active mosquitto")
+    assert any(
+        line.startswith("hist-01: nodekit's software purged: broker") for line in result["removals"]
+    ), result["removals"]
+    hosts.run("hist-01", "! dpkg -s mosquitto >/dev/null 2>&1")
+    hosts.run("hist-01", "test -e /etc/nodekit/apt/apt.conf")  # nodekit's base stays
+    assert login(hosts, ADDRESSES["hist-01"]) == 0
+    code, result, _ = _json(["destroy", str(path), "--yes", "--identity", str(hosts.key)])
+    assert code == 0 and result["changed"] == 0, result  # idempotent

@@ -48,6 +48,8 @@ def test_rollback_refuses_with_the_fix_when_there_is_nothing_to_go_back_to() -> 
     with pytest.raises(UsageError, match="no verified deploy before 1-deploy") as caught:
         rollback_target([_run("1-deploy", "deploy")], None)
     assert "--to RUN" in str(caught.value.context["fix"])
+    with pytest.raises(UsageError, match="run 1-plan is a plan: it applied nothing"):
+        rollback_target([_run("1-plan", "plan")], "1-plan")
     with pytest.raises(UsageError, match="no run 9-deploy"):
         rollback_target([_run("1-deploy", "deploy")], "9-deploy")
 
