@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ class RunOptions:
     identity: Path | None = None  # ssh target: the operator's private key (else ssh-agent)
     accept_new_host_keys: bool = False  # ssh target: record unknown host keys (accept-new)
     backend: str | None = None  # state backend URL (default: $NODEKIT_BACKEND, else local)
+    commit: str | None = None  # the blueprint's commit when it is not read from a work tree
 
 
 class Run:
@@ -252,6 +253,8 @@ def operate(
     """
     options = options or RunOptions()
     backend = backend_for(options.backend)
+    if options.commit and provenance is not None:  # e.g. gitops: a tree read from git objects
+        provenance = replace(provenance, commit=options.commit, dirty=False)
     run = Run(node, operation, on_event, backend, provenance)
     holder = holder_info(f"nodekit {operation}", run.provenance.commit)
     try:
