@@ -12,7 +12,7 @@ TC := nodekit/toolchain
 # Time a step and say so: "setup: <step> <seconds>s".
 timed = TIMEFORMAT="setup: $(1) %Rs"; time
 
-.PHONY: help setup deps host docker image pulumi backend demo bench test stress lint unit integration golden clean
+.PHONY: help setup deps host docker image pulumi actionlint backend demo bench test stress lint unit integration golden clean
 
 help:
 	@echo "make demo   deploy and verify the example node on the local target"
@@ -23,7 +23,7 @@ help:
 	@echo "make bench  run the benchmarks (render fleet, deploy node)"
 	@echo "make stress the property tests at full size (thousands of generated blueprints)"
 
-setup: deps host docker image pulumi
+setup: deps host docker image pulumi actionlint
 
 deps: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +44,10 @@ image: docker host
 pulumi:
 	@$(call timed,pulumi) bash $(TC)/build-pulumi.sh
 
+ACTIONLINT := $(NODEKIT_CACHE)/actionlint/v1.7.12/actionlint
+actionlint: host
+	@$(call timed,actionlint) bash $(TC)/build-actionlint.sh >/dev/null
+
 # A PostgreSQL cluster for nodekit on loopback (Debian's packages); its last
 # line is NODEKIT_BACKEND=postgres://... for it. The tests use it too.
 backend:
@@ -62,13 +66,15 @@ bench: setup backend
 	$(BIN)/python benchmarks/render_fleet.py
 	$(BIN)/python benchmarks/deploy_node.py
 	$(BIN)/python benchmarks/backend_overhead.py
+	$(BIN)/python benchmarks/gitops.py
 
-lint: deps
+lint: deps actionlint
 	$(BIN)/ruff check nodekit tests benchmarks inventories
 	$(BIN)/ruff format --check nodekit tests benchmarks inventories
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline -q playbooks/
+	$(ACTIONLINT) examples/gitops/github-actions.yml
 
 unit: deps
 	$(BIN)/pytest -m "not integration"

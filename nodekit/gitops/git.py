@@ -33,11 +33,13 @@ def commit_of(repo: Path, ref: str) -> str:
 
 def snapshot(repo: Path, commit: str, dest: Path) -> Path:
     """The tree of a commit, written into dest (from git objects: `git archive`)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not git(repo, "ls-tree", "--name-only", commit).strip():
+        return dest  # an empty tree (e.g. a fleet's first, empty commit)
     data = subprocess.run(
         ["git", "-C", str(repo), "archive", "--format=tar", commit],
         capture_output=True, check=True, timeout=600,
     ).stdout  # fmt: skip
-    dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(dest, filter="data")
     return dest

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Debian packages the setup needs on this machine: the Docker engine,
-# mmdebstrap (node image), dpkg-dev (site bundles' apt index). Installs only
+# mmdebstrap (node image), dpkg-dev (site bundles' apt index), shellcheck
+# (actionlint's checks of workflow scripts). Go comes with the machine. Installs only
 # what is missing; apt-get update runs only when something is.
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "host: docker.io, mmdebstrap, dpkg-dev present"
+  echo "host: docker.io, mmdebstrap, dpkg-dev, shellcheck present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
