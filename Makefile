@@ -74,7 +74,8 @@ lint: deps actionlint
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline -q playbooks/
-	$(ACTIONLINT) examples/gitops/github-actions.yml
+	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (make host installs it)" >&2; exit 1; }
+	$(ACTIONLINT) -shellcheck=shellcheck -config-file examples/gitops/actionlint.yaml examples/gitops/github-actions.yml
 
 unit: deps
 	$(BIN)/pytest -m "not integration"

@@ -14,7 +14,7 @@ from nodekit.backends import backend_for
 from nodekit.backends.sealed import secrets_key
 from nodekit.cli.app import app
 from nodekit.cli.output import Format, emit_json, err, load_nodes, out, print_table
-from nodekit.cli.run import BACKEND, IDENTITY, LOCK_TIMEOUT, Progress, _confirm
+from nodekit.cli.run import ACCEPT_NEW, BACKEND, IDENTITY, LOCK_TIMEOUT, Progress, _confirm
 from nodekit.errors import UsageError
 from nodekit.gitops.affected import affected as find_affected
 from nodekit.gitops.rollout import Rollout, RolloutOptions, rollout, select
@@ -58,14 +58,16 @@ MAX_FAIL = typer.Option(
 PARALLEL = typer.Option(4, "--parallel", help="Nodes deployed at once within a wave.")
 
 
-def _options(lock_timeout: float, identity: Path | None, backend: str | None) -> RunOptions:
+def _options(
+    lock_timeout: float, identity: Path | None, backend: str | None, accept_new: bool = False
+) -> RunOptions:
     if identity is not None and not identity.is_file():
         raise UsageError(f"--identity {identity}: no such file")
     if backend_for(backend).shared:
         secrets_key()
     return RunOptions(
         lock_timeout_s=lock_timeout, identity=identity.resolve() if identity else None,
-        backend=backend,
+        backend=backend, accept_new_host_keys=accept_new,
     )  # fmt: skip
 
 
@@ -142,6 +144,7 @@ def rollout_command(  # noqa: PLR0917 (typer maps parameters to options)
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     lock_timeout: float = LOCK_TIMEOUT,
     identity: Path | None = IDENTITY,
+    accept_new_host_keys: bool = ACCEPT_NEW,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Pulumi and Ansible lines."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
     backend: str | None = BACKEND,
@@ -163,7 +166,7 @@ def rollout_command(  # noqa: PLR0917 (typer maps parameters to options)
     result = rollout(
         blueprints,
         options,
-        run_options=_options(lock_timeout, identity, backend),
+        run_options=_options(lock_timeout, identity, backend, accept_new_host_keys),
         on_event=Progress(verbose),
         on_wave=lambda n, names: err.print(f"wave {n}: {', '.join(names)}", markup=False),
     )
@@ -224,6 +227,7 @@ def gitops_apply_command(  # noqa: PLR0917 (typer maps parameters to options)
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     lock_timeout: float = LOCK_TIMEOUT,
     identity: Path | None = IDENTITY,
+    accept_new_host_keys: bool = ACCEPT_NEW,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Pulumi and Ansible lines."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
     backend: str | None = BACKEND,
@@ -244,7 +248,7 @@ def gitops_apply_command(  # noqa: PLR0917 (typer maps parameters to options)
     result = gitops_apply(
         Path.cwd(), base, head, paths,
         rollout_options=RolloutOptions(canary, batch, max_fail, parallel),
-        options=_options(lock_timeout, identity, backend),
+        options=_options(lock_timeout, identity, backend, accept_new_host_keys),
         allow_destroy=allow_destroy, on_event=Progress(verbose),
     )  # fmt: skip
     if format is Format.json:
