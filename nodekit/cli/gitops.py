@@ -72,13 +72,22 @@ def _options(
 
 
 @app.command()
-def affected(
-    base: str = BASE,
+def affected(  # noqa: PLR0917 (typer maps parameters to options)
+    base: str | None = typer.Option(
+        None, "--base", help="The revision to compare with (a commit, branch or tag)."
+    ),
     head: str = HEAD,
     paths: list[str] | None = FLEET_PATHS,
+    deployed: bool = typer.Option(
+        False,
+        "--deployed",
+        help="Compare head with the rendering kept at each node's last "
+        "deploy in the state backend (shows what a nodekit upgrade would change).",
+    ),
     format: AffectedFormat = typer.Option(
         AffectedFormat.table, "--format", "-f", help="table, json, or matrix (a CI job matrix)."
     ),
+    backend: str | None = BACKEND,
 ) -> None:
     """The nodes a change reaches: every node resolved at both revisions (read
     from git objects: the work tree is left alone) and compared. A change to a
@@ -87,11 +96,16 @@ def affected(
 
     Each node is `changed` (with the keys whose values changed, FILE:LINE at
     head), `added` or `removed`. An invalid blueprint at head exits 2 with its
-    location; at base it is reported.
+    location; at base it is reported. With --deployed (alone or with --base),
+    head is also compared with what each node last deployed, nodekit's own
+    version ignored: an upgrade of nodekit shows up there.
 
     Example: `nodekit affected --base origin/main blueprints/ --format matrix`
     """
-    found = find_affected(Path.cwd(), base, head, paths)
+    if base is None and not deployed:
+        raise UsageError("affected needs --base REF, --deployed, or both")
+    store = backend_for(backend) if deployed else None
+    found = find_affected(Path.cwd(), base, head, paths, deployed=store)
     if format is AffectedFormat.json:
         emit_json(found.to_dict())
         return
@@ -103,7 +117,8 @@ def affected(
     if not found.nodes:
         err.print(f"no node affected ({found.unchanged} unchanged)", markup=False)
         return
-    table = Table(title=f"affected {found.base[:12]}..{found.head[:12]}", title_justify="left")
+    since = found.base[:12] if found.base else "deployed"
+    table = Table(title=f"affected {since}..{found.head[:12]}", title_justify="left")
     for column in ("node", "change", "blueprint", "why"):
         table.add_column(column, overflow="fold")
     for n in found.nodes:

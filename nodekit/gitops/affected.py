@@ -14,17 +14,21 @@ resolved blueprints mean equal renderings: nothing needs rendering here.
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodekit.backends import Backend
 from nodekit.blueprint import Blueprint, validate
 from nodekit.blueprint.source import item_label, join
 from nodekit.errors import BlueprintError, Diagnostic
 from nodekit.gitops.git import commit_of, snapshot, toplevel
-from nodekit.render import PLAYBOOKS
+from nodekit.render import MANIFEST, PLAYBOOKS, render_files
 from nodekit.render.plan import plan
+from nodekit.run.history import APPLYING, unpack
 
 
 @dataclass(frozen=True)
@@ -117,29 +121,45 @@ def load_side(repo: Path, ref: str, paths: list[str], scratch: Path) -> Side:
 
 def affected(
     where: Path,
-    base: str,
+    base: str | None,
     head: str = "HEAD",
     paths: list[str] | None = None,
     *,
     scratch: Path | None = None,
+    deployed: Backend | None = None,
 ) -> Affected:
-    """Compare the nodes of two revisions. An invalid blueprint at head raises
-    :class:`BlueprintError` (exit 2), located; at base it is reported.
+    """The nodes of ``head`` compared with those of ``base`` and/or (``deployed``)
+    with the renderings recorded at each node's last deploy in that backend.
+    An invalid blueprint at head raises :class:`BlueprintError` (exit 2),
+    located; at base it is reported.
 
     The trees are written into ``scratch`` (kept, so the blueprints can be
     deployed or destroyed from them), else into a temporary folder."""
     if scratch is None:
         with tempfile.TemporaryDirectory(prefix="nodekit-affected-") as tmp:
-            return affected(where, base, head, paths, scratch=Path(tmp))
+            return affected(where, base, head, paths, scratch=Path(tmp), deployed=deployed)
     repo = toplevel(where)
     rels = [_repo_path(repo, where, p) for p in (paths or ["."])]
-    old = load_side(repo, base, rels, scratch / "base")
     new = load_side(repo, head, rels, scratch / "head")
     errors = [d for d in new.diagnostics if d.severity == "error"]
     if errors:
         raise BlueprintError(list(errors))
+    by_base: list[NodeChange] = []
+    old = Side("", scratch / "base", {}, ())
+    if base is not None:
+        old = load_side(repo, base, rels, scratch / "base")
+        by_base = _compare(old, new)
+    by_deploy = deployed_changes(new.nodes, deployed, new.rel)[0] if deployed else []
+    changes = merge(by_base, by_deploy)
+    unchanged = len(new.nodes) - sum(c.status != "removed" for c in changes)
+    problems = tuple(str(d) for d in old.diagnostics if d.severity == "error")
+    return Affected(
+        old.commit, new.commit, changes, unchanged, problems, dict(new.nodes), dict(old.nodes)
+    )
+
+
+def _compare(old: Side, new: Side) -> list[NodeChange]:
     changes = []
-    unchanged = 0
     for name in sorted(set(old.nodes) | set(new.nodes)):
         before, after = old.nodes.get(name), new.nodes.get(name)
         if before is None and after is not None:
@@ -150,13 +170,7 @@ def affected(
             reasons = _reasons(old, before, new, after)
             if reasons:
                 changes.append(NodeChange(name, "changed", new.rel(after.file), reasons))
-            else:
-                unchanged += 1
-    problems = tuple(str(d) for d in old.diagnostics if d.severity == "error")
-    return Affected(
-        old.commit, new.commit, tuple(changes), unchanged, problems,
-        dict(new.nodes), dict(old.nodes),
-    )  # fmt: skip
+    return changes
 
 
 def _repo_path(repo: Path, where: Path, path: str) -> str:
@@ -216,3 +230,62 @@ def changed_paths(a: Any, b: Any, path: str = "") -> list[str]:
                 out += changed_paths(left.get(label), right.get(label), path + label)
         return out
     return [path] if a != b else []
+
+
+def deployed_changes(
+    blueprints: dict[str, Blueprint], backend: Backend, rel: Callable[[Path | str], str]
+) -> tuple[list[NodeChange], int]:
+    """Nodes whose rendering at head differs from the one recorded at their last
+    deploy or rollback (nodekit's own version ignored): the way to see what an
+    upgrade of nodekit, or a change deployed by hand, would do. A node never
+    deployed is ``added``."""
+    changes, unchanged = [], 0
+    for name, blueprint in sorted(blueprints.items()):
+        last = next((r for r in backend.runs(name) if r.get("command") in APPLYING), None)
+        data = backend.rendering(name, str(last["id"])) if last else None
+        if last is None or data is None:
+            changes.append(NodeChange(name, "added", rel(blueprint.file), ("never deployed",)))
+            continue
+        with tempfile.TemporaryDirectory(prefix="nodekit-deployed-") as tmp:
+            unpack(data, Path(tmp))
+            old = {
+                str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()
+            }
+        new = render_files(blueprint)
+        differ = [
+            rel_path
+            for rel_path in sorted(set(old) | set(new))
+            if rel_path != MANIFEST and _unversioned(old, rel_path) != _unversioned(new, rel_path)
+        ]
+        if differ:
+            why = tuple(f"rendering changed since run {last['id']}: {f}" for f in differ)
+            changes.append(NodeChange(name, "changed", rel(blueprint.file), why))
+        else:
+            unchanged += 1
+    return changes, unchanged
+
+
+def _unversioned(files: dict[str, bytes], rel_path: str) -> bytes | None:
+    """A rendered file with the nodekit version that rendered it blanked out."""
+    if rel_path not in files:
+        return None
+    try:
+        version = str(json.loads(files[MANIFEST])["nodekit"]).encode()
+    except (KeyError, ValueError):
+        return files[rel_path]
+    return files[rel_path].replace(b"nodekit " + version, b"nodekit VERSION")
+
+
+def merge(*lists: list[NodeChange]) -> tuple[NodeChange, ...]:
+    """One entry per node: statuses from the first list that names it, reasons joined."""
+    out: dict[str, NodeChange] = {}
+    for changes in lists:
+        for c in changes:
+            if c.node in out:
+                kept = out[c.node]
+                out[c.node] = NodeChange(
+                    c.node, kept.status, kept.blueprint, kept.reasons + c.reasons
+                )
+            else:
+                out[c.node] = c
+    return tuple(out[n] for n in sorted(out))

@@ -186,6 +186,9 @@ def test_fleet_changes_reach_exactly_their_nodes(
     code, result, _ = fleet.nodekit(*apply, "--base", "HEAD~1")
     assert code == 0 and result["nodes"] == [] and result["removed"] == []
     assert {n: len(fleet.runs(n)) for n in NODES} == before
+    #    ...and every node runs what head renders (compared with its last deploy).
+    code, affected, _ = fleet.nodekit("affected", "--deployed", "blueprints/", "--format", "json")
+    assert code == 0 and affected["nodes"] == [] and affected["unchanged"] == 5
 
     # 5. A site removed: kept without --allow-destroy, destroyed with it.
     fleet.git("rm", "-q", "blueprints/sites/n5.yaml")

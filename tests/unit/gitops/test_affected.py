@@ -108,3 +108,44 @@ def test_invalid_at_head_is_fatal_and_located_at_base_only_reported(
     assert data["base_problems"] and data["base_problems"][0].startswith("sites/one.yaml:7:")
     assert [(n["node"], n["status"]) for n in data["nodes"]] == [("one", "added")]  # was invalid
     assert main(["affected", "--base", "no-such-ref", "sites"]) == 2
+
+
+def test_deployed_compares_with_the_last_deploy_ignoring_nodekit_version(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nodekit import __version__
+    from nodekit.backends.local import LocalBackend
+    from nodekit.blueprint import load
+    from nodekit.render import render
+    from nodekit.run.history import pack
+    from nodekit.run.state import NodeState
+
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("NODEKIT_STATE", str(state))
+    backend = LocalBackend()
+    rendered = state / "r"
+    render(load(repo / "sites" / "one.yaml"), rendered)
+    for path in rendered.rglob("*"):  # as an older nodekit rendered it
+        if path.is_file():
+            text = path.read_bytes().replace(f"nodekit {__version__}".encode(), b"nodekit 0.0.1")
+            path.write_bytes(
+                text.replace(f'"nodekit": "{__version__}"'.encode(), b'"nodekit": "0.0.1"')
+            )
+    assert b"nodekit 0.0.1" in (rendered / "ansible" / "ansible.cfg").read_bytes()
+    backend.add_run(
+        NodeState.of("one"),
+        {"id": "20260101T000000-deploy", "command": "deploy", "started": "2026-01-01T00:00:00Z"},
+        pack(rendered),
+    )
+    found = affected(repo, None, "HEAD", ["sites"], deployed=backend)
+    assert [(n.node, n.status) for n in found.nodes] == [("two", "added")]  # one: same
+    assert found.unchanged == 1
+    one = repo / "sites" / "one.yaml"
+    one.write_text(one.read_text().replace("timezone: UTC", "timezone: Europe/Paris"))
+    _commit(repo, "Paris")
+    found = affected(repo, None, "HEAD", ["sites"], deployed=backend)
+    assert found.nodes[0].node == "one" and found.nodes[0].status == "changed"
+    assert (
+        "rendering changed since run 20260101T000000-deploy: blueprint.json"
+        in found.nodes[0].reasons
+    )
