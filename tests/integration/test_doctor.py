@@ -29,6 +29,7 @@ def test_doctor_passes_after_setup(capsys: pytest.CaptureFixture[str]) -> None:
         "pulumi python host",
         "baseline",
         "ssh client",
+        "state backend",
     }
 
 
