@@ -10,7 +10,8 @@
 2. A repository of M one-host sites on the local target, one of them
    deployed. A commit changes that node; `gitops apply` of the commit
    against a plain `nodekit deploy` of the same kind of change to it,
-   alternating, medians of 2 rounds each. Goal: within 1.2x. Everything deployed is destroyed at the end.
+   alternating, medians of 2 rounds each. Goal: within 1.2x. Everything
+   deployed is destroyed at the end.
 """
 
 from __future__ import annotations
