@@ -55,6 +55,27 @@ class PrometheusSettings(Settings):
     """Seconds between scrapes of every node-exporter of the node."""
 
 
+Metric = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class EdgeCollectorSettings(Settings):
+    interval_s: int = Field(default=5, ge=1, le=3600)
+    """Seconds between two polls of each machine."""
+    broker: str | None = None
+    """The software name of the broker it publishes to; default: the node's only mosquitto."""
+    max: dict[Metric, float] = {}
+    """QC upper bounds per metric (e.g. `extruder_temp: 260`): above it, an alarm."""
+    min: dict[Metric, float] = {}
+    """QC lower bounds per metric (e.g. `bed_temp: 40`): below it, an alarm."""
+
+
+class TelemetryIngestSettings(Settings):
+    database: Ident = "historian"
+    """The PostgreSQL database (on the same host) the rows go to; created if missing."""
+    broker: str | None = None
+    """The software name of the broker it subscribes to; default: the node's only mosquitto."""
+
+
 @dataclass(frozen=True)
 class PackageSpec:
     """One service type: its Ansible role, Debian packages, systemd unit and ports."""
@@ -67,6 +88,7 @@ class PackageSpec:
     settings: type[BaseModel]
     description: str
     one_port: bool = True  # the service listens on one TCP port (else: one or more)
+    # (a package with no default port listens on none: `ports` is refused)
     purge: tuple[str, ...] = ()  # Debian packages purged when the software is removed
     owned_paths: tuple[str, ...] = ()  # files nodekit writes that no package owns
 
@@ -113,6 +135,32 @@ PACKAGES: dict[str, PackageSpec] = {
             settings=PostgresqlSettings,
             description="PostgreSQL database (historian, MES data)",
             purge=("postgresql", "postgresql-15"),  # its data goes with it
+        ),
+        PackageSpec(
+            name="edge-collector",
+            role="edge_collector",
+            apt_packages=("python3-venv",),
+            service="nodekit-edge-collector",
+            default_ports=(),
+            settings=EdgeCollectorSettings,
+            description="polls the node's machines by protocol, publishes telemetry and QC alarms",
+            owned_paths=(
+                "/etc/systemd/system/nodekit-edge-collector.service",
+                "/etc/nodekit/edge-collector",
+            ),
+        ),
+        PackageSpec(
+            name="telemetry-ingest",
+            role="telemetry_ingest",
+            apt_packages=("python3-venv",),
+            service="nodekit-telemetry-ingest",
+            default_ports=(),
+            settings=TelemetryIngestSettings,
+            description="writes the node's MQTT telemetry into the historian database",
+            owned_paths=(
+                "/etc/systemd/system/nodekit-telemetry-ingest.service",
+                "/etc/nodekit/telemetry-ingest",
+            ),
         ),
         PackageSpec(
             name="prometheus",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 
+from nodekit.blueprint.equipment_rules import check_equipment
 from nodekit.blueprint.model import Node, Software, parse_port
 from nodekit.blueprint.packages import PACKAGES, MosquittoSettings, PackageSpec, ZoneRef
 from nodekit.blueprint.report import Loc, Report
@@ -44,6 +45,7 @@ def check(node: Node, report: Report, skipped: Skipped) -> None:
     _checks(node, report, skipped)
     _cloud(node, report)
     check_ssh(node, report)
+    check_equipment(node, report, skipped)
 
 
 def unique_names(root: Located, report: Report, lists: Iterable[tuple[str, ...]]) -> None:
@@ -269,6 +271,12 @@ def _software(node: Node, report: Report, skipped: Skipped) -> None:
 def _package_ports(report: Report, *, index: int, item: Software, spec: PackageSpec) -> None:
     """Every package nodekit ships listens on TCP; most on exactly one port."""
     if item.ports is None:
+        return
+    if not spec.default_ports:
+        report.error(
+            ("software", index, "ports"),
+            f"{spec.name} listens on no port (it only connects out): remove ports",
+        )
         return
     default = ", ".join(spec.default_ports)
     if not item.ports:

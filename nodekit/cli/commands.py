@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from nodekit.cli import blueprints, doctor, gitops, render, run, state  # noqa: F401
+from nodekit.cli import blueprints, doctor, equipment, gitops, render, run, state  # noqa: F401

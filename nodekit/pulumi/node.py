@@ -13,7 +13,8 @@ from typing import Any
 import pulumi
 
 from nodekit.pulumi.docker_provider import NODE_LABEL, Container, Network
-from nodekit.render.plan import BUNDLE_MOUNT, NodePlan, plan
+from nodekit.pulumi.twin_provider import TWIN_DIR, Twin
+from nodekit.render.plan import BUNDLE_MOUNT, EquipmentPlan, NodePlan, plan
 
 
 class LocalNode(pulumi.ComponentResource):
@@ -63,10 +64,42 @@ class LocalNode(pulumi.ComponentResource):
                 labels=labels,
                 opts=child,
             )
+        self.twins = {
+            machine.name: Twin(
+                f"{node.name}-twin-{machine.name}",
+                name=machine.container,
+                image=image,
+                network=self.networks[machine.duty.zone or ""].name,
+                address=machine.duty.address or "",
+                port=machine.duty.port,
+                config=twin_config(node, machine),
+                routes=list(machine.routes),
+                bundle=bundle or "",
+                labels=labels,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.containers.values())),
+            )
+            for machine in node.equipment
+            if machine.twin and bundle
+        }
         self.hosts = pulumi.Output.all(
             **{name: c.name for name, c in sorted(self.containers.items())}
         )
         self.register_outputs({"hosts": self.hosts})
+
+
+def twin_config(node: NodePlan, machine: EquipmentPlan) -> dict[str, Any]:
+    """What a twin is told (never a secret: those arrive by ``docker exec``)."""
+    config: dict[str, Any] = {
+        "node": node.name,
+        "equipment": machine.describe(),
+        "bind": "0.0.0.0",  # the twin's own container, on its zone's network only
+        "state_file": f"{TWIN_DIR}/state",
+        "secrets_file": f"{TWIN_DIR}/secrets.json",
+        "interval_s": 5,
+    }
+    if machine.broker:
+        config["broker"] = {"host": machine.broker[0], "port": machine.broker[1]}
+    return config
 
 
 def cloud_resources(node: NodePlan) -> dict[str, pulumi.Output[Any]]:

@@ -166,6 +166,8 @@ def render_files(blueprint: Blueprint) -> dict[str, bytes]:
         checks=checks.declared_checks(node),
         flows_allowed=checks.flows_allowed(node),
         flows_denied=checks.flows_denied(node),
+        equipment=checks.equipment(node),
+        telemetry=checks.telemetry(node),
         **context,
     )
 

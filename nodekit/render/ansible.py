@@ -34,6 +34,7 @@ def inventory(node: NodePlan) -> dict[str, Any]:
         names = [group_name("role", host.role)]
         names += [group_name("zone", zone) for zone in host.addresses]
         names += [group_name("pkg", s.package) for s in host.services]
+        names += ["equipment_agents"] if host.equipment_agent else []
         for name in names:
             groups.setdefault(name, []).append(host.name)
     return {
@@ -79,6 +80,10 @@ def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str
         "mosquitto_users": [
             {"name": user, "password": secret_ref(f"{service.name}/{user}")}
             for user in settings.get("users") or []
+        ]
+        + [  # nodekit's own parts: collectors, ingests, MQTT devices
+            {"name": user, "password": secret_ref(secret)}
+            for user, secret in settings.get("nodekit_users") or []
         ],
     }
     peer = node.uplink.get("peer")
@@ -126,11 +131,104 @@ def _prometheus(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[st
     }
 
 
+def _broker(node: NodePlan, host: HostPlan, name: str | None) -> dict[str, Any]:
+    """Where a collector or ingest on ``host`` reaches its broker (validated to exist)."""
+    service = next(
+        s for s in node.services
+        if s.package == "mosquitto" and (s.name == name or name is None)
+    )  # fmt: skip
+    broker = node.host(service.host)
+    address = "127.0.0.1" if broker.name == host.name else broker.address
+    for zone, own in broker.addresses.items():
+        if zone in host.addresses and broker.name != host.name:
+            address = own  # the broker's address in a zone both share
+    return {"host": address, "port": port_number(service.ports[0]), "user": None}
+
+
+def _equipment_secrets(node: NodePlan, names: set[str]) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {}
+    for machine in node.equipment:
+        if machine.name not in names:
+            continue
+        protocol = machine.duty.protocol
+        key = "api_key" if protocol == "octoprint" else "password"
+        if protocol in ("octoprint", "opcua"):
+            result[machine.name] = {key: secret_ref(f"equipment/{machine.name}/{key}")}
+    return result
+
+
+def _edge_collector(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
+    settings = service.settings
+    polled = [m for m in node.equipment if m.duty.collector == service.name]
+    broker = _broker(node, host, settings.get("broker"))
+    broker["user"] = service.name
+    return {
+        "edge_collector_config": {
+            "node": node.name,
+            "interval_s": int(settings.get("interval_s") or 5),
+            "broker": broker,
+            "equipment": [m.describe() for m in polled],
+            "rules": {
+                "max": dict(settings.get("max") or {}),
+                "min": dict(settings.get("min") or {}),
+            },
+        },
+        "edge_collector_secrets": {
+            "broker": {"password": secret_ref(_broker_secret(node, settings, service.name))},
+            **_equipment_secrets(node, {m.name for m in polled}),
+        },
+    }
+
+
+def _broker_secret(node: NodePlan, settings: dict[str, Any], user: str) -> str:
+    named = settings.get("broker")
+    broker = next(s for s in node.services if s.package == "mosquitto" and named in (None, s.name))
+    return f"{broker.name}/{user}"
+
+
+def _telemetry_ingest(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
+    settings = service.settings
+    database = str(settings.get("database") or "historian")
+    postgres = next(s for s in host.services if s.package == "postgresql")
+    broker = _broker(node, host, settings.get("broker"))
+    broker["user"] = service.name
+    return {
+        "telemetry_ingest_database": database,
+        "telemetry_ingest_db_port": port_number(postgres.ports[0]),
+        "telemetry_ingest_config": {
+            "node": node.name,
+            "broker": broker,
+            "topics": [f"nodekit/{node.name}/#"],
+            "database": {
+                "conninfo": f"dbname={database} user=nodekit_ingest host=/var/run/postgresql "
+                f"port={port_number(postgres.ports[0])}"
+            },
+        },
+        "telemetry_ingest_secrets": {
+            "broker": {"password": secret_ref(_broker_secret(node, settings, service.name))}
+        },
+    }
+
+
+def equipment_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
+    """The agents' venv and the protocol checks this host runs in verify."""
+    from nodekit.agents import agent_version
+
+    probed = [m for m in node.equipment if m.duty.probe_host == host.name and m.duty.checked]
+    return {
+        "equipment_agent_version": agent_version(),
+        "equipment_probe": {"equipment": [m.describe() for m in probed]},
+        "equipment_secrets": _equipment_secrets(node, {m.name for m in probed}),
+    }
+
+
 ROLE_VARS: dict[str, Callable[[NodePlan, HostPlan, ServicePlan], dict[str, Any]]] = {
     "mosquitto": _mosquitto,
     "postgresql": _postgresql,
     "node_exporter": _node_exporter,
     "prometheus": _prometheus,
+    "edge_collector": _edge_collector,
+    "telemetry_ingest": _telemetry_ingest,
 }
 
 
@@ -144,6 +242,8 @@ def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
         "nodekit_is_gateway": host.is_gateway,
         "nodekit_routes": [{"cidr": cidr, "via": via} for cidr, via in host.routes],
     }
+    if host.equipment_agent:
+        result.update(equipment_vars(node, host))
     for service in host.services:
         result.update(ROLE_VARS[service.role](node, host, service))
     return result

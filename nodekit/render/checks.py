@@ -100,3 +100,36 @@ def flows_denied(node: NodePlan) -> list[Row]:
             if sources and targets:
                 rows.append((sources[0].name, targets[0].name, targets[0].address, SSH))
     return sorted(rows)
+
+
+def equipment(node: NodePlan) -> list[Row]:
+    """(host, equipment, protocol, address:port): each machine checked over its
+    protocol from the host that drives it (else a host in its zone)."""
+    return [
+        (m.duty.probe_host, m.name, m.duty.protocol, f"{m.duty.address}:{m.duty.port}")
+        for m in node.equipment
+        if m.duty.checked
+    ]
+
+
+def telemetry(node: NodePlan) -> list[Row]:
+    """(historian host, database, port, equipment, seconds to wait): rows newer
+    than a minute are expected of every machine a collector polls or that
+    publishes itself, in each telemetry-ingest's database."""
+    rows: list[Row] = []
+    interval = max(
+        [int(s.settings.get("interval_s") or 5) for s in node.services
+         if s.package == "edge-collector"] or [5]
+    )  # fmt: skip
+    for service in node.services:
+        if service.package != "telemetry-ingest":
+            continue
+        database = str(service.settings.get("database") or "historian")
+        postgres = next(s for s in node.host(service.host).services if s.package == "postgresql")
+        for machine in node.equipment:
+            if machine.duty.telemetry:
+                wait = max(45, 3 * interval)
+                rows.append(
+                    (service.host, database, port_number(postgres.ports[0]), machine.name, wait)
+                )
+    return rows

@@ -10,11 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodekit.blueprint.equipment import (
+    Duty,
+    broker_port,
+    broker_users,
+    device_broker,
+    duties,
+    equipment_secrets,
+)
 from nodekit.blueprint.packages import PACKAGES
 from nodekit.blueprint.rules import highest_free_address
 from nodekit.blueprint.ssh_rules import DEFAULT_USER, effective_ssh
 
 ROLE_ORDER = ("base", "firewall")  # every host; then one role per package
+EQUIPMENT_ROLE = "equipment"  # hosts that check or poll machines: the agents' venv
 BUNDLE_MOUNT = "/srv/nodekit/bundle"
 
 
@@ -66,6 +75,7 @@ class HostPlan:
     ssh: dict[str, Any]  # the site's defaults merged with the host's own
     os: str = "debian-12"
     ssh_allow_from: tuple[str, ...] = ()  # management sources as CIDRs
+    equipment_agent: bool = False  # checks or polls machines (role equipment)
 
     @property
     def login_user(self) -> str:
@@ -87,7 +97,35 @@ class HostPlan:
     @property
     def roles(self) -> tuple[str, ...]:
         own = sorted({s.role for s in self.services})
-        return ROLE_ORDER + tuple(own)
+        agent = (EQUIPMENT_ROLE,) if self.equipment_agent else ()
+        return ROLE_ORDER + agent + tuple(own)
+
+
+@dataclass(frozen=True)
+class EquipmentPlan:
+    """A machine: what verify checks, who polls it; on the local target, its twin."""
+
+    duty: Duty
+    model: str
+    container: str  # the twin's container (local target)
+    network: str  # the twin's zone network (local target)
+    routes: tuple[tuple[str, str], ...]  # the twin's routes to other zones (cidr, via)
+    broker: tuple[str, int] | None = None  # where an MQTT device publishes (address, port)
+
+    @property
+    def name(self) -> str:
+        return self.duty.name
+
+    @property
+    def twin(self) -> bool:
+        """Whether the local target stands in a twin for it (it has an address)."""
+        return bool(self.duty.address and self.duty.zone)
+
+    def describe(self) -> dict[str, Any]:
+        """The equipment as the agents read it (no secrets)."""
+        d = self.duty
+        return {"name": d.name, "kind": d.kind, "protocol": d.protocol, "address": d.address,
+                "port": d.port, "model": self.model}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,6 +143,7 @@ class NodePlan:
     cloud: dict[str, Any] | None
     domain: str
     secrets: tuple[str, ...] = field(default=())
+    equipment: tuple[EquipmentPlan, ...] = field(default=())
 
     def host(self, name: str) -> HostPlan:
         return next(h for h in self.hosts if h.name == name)
@@ -119,6 +158,10 @@ class NodePlan:
     @property
     def stack(self) -> str:
         return self.name
+
+
+def twin_container_name(node: str, equipment: str) -> str:
+    return f"nk-{node}-twin-{equipment}"
 
 
 def container_name(node: str, host: str) -> str:
@@ -158,10 +201,15 @@ def plan(data: dict[str, Any]) -> NodePlan:
     gateways = [c["name"] for c in compute if c["role"] == "gateway"]
 
     services: dict[str, list[ServicePlan]] = {c["name"]: [] for c in compute}
-    secrets: list[str] = []
+    secrets: list[str] = equipment_secrets(data)
+    extra_users = broker_users(data)
     for item in data.get("software") or []:
         spec = PACKAGES[item["package"]]
         ports = tuple(item.get("ports") or spec.default_ports)
+        settings = dict(item.get("settings") or {})
+        if item["name"] in extra_users:
+            settings["nodekit_users"] = extra_users[item["name"]]
+            secrets += [secret for _, secret in extra_users[item["name"]]]
         services[item["host"]].append(
             ServicePlan(
                 item["name"],
@@ -170,12 +218,17 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 spec.service,
                 item["host"],
                 ports,
-                dict(item.get("settings") or {}),
+                settings,
             )
         )
         for user in (item.get("settings") or {}).get("users") or []:
             secrets.append(f"{item['name']}/{user}")
 
+    machines = duties(data)
+    agents = {d.probe_host for d in machines if d.checked} | {
+        s["host"] for s in data.get("software") or []
+        if s["package"] in ("edge-collector", "telemetry-ingest")
+    }  # fmt: skip
     hosts = []
     for c in compute:
         own = addresses[c["name"]]
@@ -214,8 +267,20 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 ssh=ssh,
                 os=str(c.get("os") or "debian-12"),
                 ssh_allow_from=allow_from,
+                equipment_agent=c["name"] in agents,
             )
         )
+    equipment = tuple(
+        EquipmentPlan(
+            duty,
+            str(item.get("model") or ""),
+            twin_container_name(node, duty.name),
+            network_name(node, duty.zone or ""),
+            _twin_routes(duty.zone, zones, addresses, gateways),
+            _device_broker(data, duty, addresses),
+        )
+        for duty, item in zip(machines, data.get("equipment") or [], strict=True)
+    )
 
     site = data["site"]
     return NodePlan(
@@ -231,5 +296,37 @@ def plan(data: dict[str, Any]) -> NodePlan:
         checks=tuple(data.get("checks") or []),
         cloud=data.get("cloud"),
         domain=network.get("domain") or "",
-        secrets=tuple(sorted(secrets)),
+        secrets=tuple(sorted(set(secrets))),
+        equipment=equipment,
     )
+
+
+def _device_broker(
+    data: dict[str, Any], duty: Duty, addresses: dict[str, dict[str, str]]
+) -> tuple[str, int] | None:
+    broker = device_broker(data) if duty.protocol == "mqtt" else None
+    if broker is None or broker["host"] not in addresses:
+        return None
+    own = addresses[broker["host"]]
+    return own.get(duty.zone or "", next(iter(own.values()))), broker_port(broker)
+
+
+def _twin_routes(
+    zone: str | None,
+    zones: tuple[ZonePlan, ...],
+    addresses: dict[str, dict[str, str]],
+    gateways: list[str],
+) -> tuple[tuple[str, str], ...]:
+    """A machine in ``zone`` reaches (and answers) other zones through a gateway."""
+    routes = []
+    for other in zones:
+        if zone is None or other.name == zone:
+            continue
+        via = next(
+            (addresses[g][zone] for g in gateways
+             if zone in addresses[g] and other.name in addresses[g]),
+            None,
+        )  # fmt: skip
+        if via:
+            routes.append((other.cidr, via))
+    return tuple(routes)

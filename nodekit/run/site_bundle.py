@@ -1,6 +1,8 @@
 """`nodekit bundle`: everything an air-gapped site needs for one node.
 
     DIR/apt/            a local apt repository (the .debs and their Packages index)
+    DIR/wheels/         the equipment agents' Python wheels (when the node has equipment
+                        agents or twins): copy it to /srv/nodekit/bundle/wheels
     DIR/node-image.tar  the node image (`docker load -i` at the site)
     DIR/bundle.json     what is inside, with sizes
 
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 
+from nodekit.agents import populate_wheels
 from nodekit.errors import DockerError
 from nodekit.render.plan import NodePlan, plan
 from nodekit.run.bundle import build_bundle, role_apt_packages
@@ -46,6 +49,12 @@ class SiteBundle:
         }
 
 
+def needs_wheels(node: NodePlan) -> bool:
+    """Whether the node runs equipment agents (hosts) or twins (local target)."""
+    twins = target_for(node).ships_image and any(m.twin for m in node.equipment)
+    return twins or any(h.equipment_agent for h in node.hosts)
+
+
 def node_packages(node: NodePlan) -> list[str]:
     """The Debian packages the node's roles install (without dependencies)."""
     return role_apt_packages(sorted({role for host in node.hosts for role in host.roles}))
@@ -64,6 +73,9 @@ def make_site_bundle(
         node_packages(node), output / "apt", baseline=baseline_status(), on_event=on_line
     )
     total = apt.bytes
+    if needs_wheels(node):
+        populate_wheels(output / "wheels", on_line)
+        total += sum(p.stat().st_size for p in (output / "wheels").iterdir())
     image_file = None
     if include_image and target_for(node).ships_image:
         image_file = output / "node-image.tar"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from nodekit.agents import populate_wheels
 from nodekit.errors import NodekitError, PulumiFailed, StageError, VerifyFailed
 from nodekit.render import PLAYBOOKS, RenderResult, render
 from nodekit.render.plan import HostPlan, NodePlan
@@ -33,7 +34,7 @@ from nodekit.run.removal import (
     reach,
     removals,
 )
-from nodekit.run.site_bundle import node_packages
+from nodekit.run.site_bundle import needs_wheels, node_packages
 from nodekit.run.state import NodeState
 from nodekit.run.verify import VerifyResult, run_checks
 from nodekit.targets import RunAccess, Runner, Target, target_for
@@ -90,11 +91,16 @@ def bundle_stage(run: Run, node: NodePlan) -> int:
                 baseline=baseline_status(),
                 on_event=lambda line: run.emit("bundle", "info", line),
             )
+            wheels = 0
+            if needs_wheels(node):
+                say = lambda line: run.emit("bundle", "info", line)  # noqa: E731
+                wheels = populate_wheels(result.path / "wheels", say)
         except NodekitError as error:
             raise StageError(str(error), node=node.name, stage="bundle") from None
-        out["changed"] = 0 if result.reused else 1
+        out["changed"] = (0 if result.reused else 1) + wheels
         out["detail"] = f"{len(result.packages)} packages" + (" (reused)" if result.reused else "")
-    return sum(p.stat().st_size for p in result.path.iterdir() if p.is_file()) >> 20
+    files = [p for p in result.path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) >> 20
 
 
 def preflight_stage(run: Run, node: NodePlan, target: Target, access: RunAccess) -> None:
@@ -157,10 +163,12 @@ def fail_pulumi(node: NodePlan, error: PulumiFailed) -> StageError:
     """The engine's failure as a stage error, naming the host whose resource failed
     (the longest name that appears whole: edge-10's error never blames edge-1)."""
     detail = error.detail or str(error)
+    resources = {f"{node.name}-{h.name}": h.name for h in node.hosts}
+    resources |= {f"{node.name}-twin-{m.name}": f"twin {m.name}" for m in node.equipment}
     named = [
-        h.name
-        for h in node.hosts
-        if re.search(re.escape(f"{node.name}-{h.name}") + r"(?![A-Za-z0-9-])", detail)
+        name
+        for resource, name in resources.items()
+        if re.search(re.escape(resource) + r"(?![A-Za-z0-9-])", detail)
     ]
     host = max(named, key=len) if named else None
     return StageError(detail, node=node.name, stage="infrastructure", host=host)
@@ -272,6 +280,14 @@ def configure_stage(
             ) from None
         runner = target.runner(access)
         secrets = run.secrets_file(rendered.secrets)
+        if node.equipment:
+            values = yaml.safe_load(secrets.read_text()).get("nodekit_secrets") or {}
+            try:
+                equipped = target.equip({str(k): str(v) for k, v in values.items()})
+            except NodekitError as error:
+                raise StageError(str(error), node=node.name, stage="configure") from None
+            if equipped:
+                run.emit("configure", "info", f"twins: credentials given to {equipped}")
         result = converge(
             run, node, rendered=rendered.out_dir, hosts=hosts, secrets=secrets, runner=runner
         )

@@ -100,6 +100,11 @@ class Target:
         """Put the site bundle where the hosts' apt reads it; returns files changed."""
         return 0
 
+    def equip(self, secrets: dict[str, str]) -> int:
+        """Hand each machine's credentials to what stands in for it (the local
+        target's twins); how many were given. Real machines have their own."""
+        return 0
+
     def runner(self, access: RunAccess) -> Runner:
         return Runner()
 

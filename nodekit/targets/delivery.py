@@ -32,11 +32,12 @@ def _sha256(path: Path) -> str:
 
 
 def deliver(bundle: Path, ssh_argv: list[str]) -> int:
-    """Make the host's BUNDLE_MOUNT equal the bundle folder; files changed."""
+    """Make the host's BUNDLE_MOUNT equal the bundle folder (and its one level of
+    subfolders, e.g. wheels/); files changed."""
     target = shlex.quote(BUNDLE_MOUNT)
     listing = subprocess.run(
         [*ssh_argv, f"sudo -n mkdir -p {target} && cd {target} && "
-         "sudo -n find . -maxdepth 1 -type f -exec sha256sum {} +"],
+         "sudo -n find . -maxdepth 2 -type f -exec sha256sum {} +"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     if listing.returncode != 0:
@@ -45,7 +46,11 @@ def deliver(bundle: Path, ssh_argv: list[str]) -> int:
     for line in listing.stdout.splitlines():
         digest, _, name = line.partition("  ")
         remote[name.removeprefix("./")] = digest
-    local = {p.name: p for p in sorted(bundle.iterdir()) if p.is_file()}
+    local = {
+        p.relative_to(bundle).as_posix(): p
+        for p in sorted(bundle.glob("*")) + sorted(bundle.glob("*/*"))
+        if p.is_file()
+    }  # the apt repository and its wheels/ folder
     send = [name for name, path in local.items() if remote.get(name) != _sha256(path)]
     stale = sorted(set(remote) - set(local))
     if not send and not stale:

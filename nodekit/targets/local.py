@@ -47,6 +47,11 @@ class LocalTarget(Target):
         bundle = config.get("bundle") or os.environ.get("NODEKIT_BUNDLE") or None
         return LocalNode(self.node, image=config.require("image"), bundle=bundle).hosts
 
+    def equip(self, secrets: dict[str, str]) -> int:
+        from nodekit.targets.twins import push_secrets
+
+        return push_secrets(self.node, secrets)
+
     def preflight(self, access: RunAccess) -> list[PreflightProblem]:
         from nodekit.toolchain.doctor import check_docker
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the setup needs on this machine: the Docker engine,
 # mmdebstrap (node image), dpkg-dev (site bundles' apt index), shellcheck
-# (actionlint's checks of workflow scripts). Go comes with the machine. Installs only
+# (actionlint's checks of workflow scripts), mosquitto (the equipment agents'
+# tests start their own broker on loopback; its service is left stopped). Go comes with the machine. Installs only
 # what is missing; apt-get update runs only when something is.
 set -euo pipefail
 need=()
@@ -9,8 +10,9 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+test -x /usr/sbin/mosquitto || need+=(mosquitto)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "host: docker.io, mmdebstrap, dpkg-dev, shellcheck present"
+  echo "host: docker.io, mmdebstrap, dpkg-dev, shellcheck, mosquitto present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

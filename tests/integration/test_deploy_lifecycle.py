@@ -182,7 +182,7 @@ def test_lifecycle(
     (hidden,) = json.loads(capsys.readouterr().out)["nodes"]
     assert hidden["error"] == (
         f"{NODE}/hist-01: configure failed: task 'Hash the passwords': "
-        "non-zero return code: cannot hash: edge:********"
+        "non-zero return code: cannot hash: collector:********"
     )
     assert not any(value in hidden["error"] for value in state.secret_values())
     _exec(docker_client, "hist-01", "mv", f"{tool}.real", tool)

@@ -146,7 +146,11 @@ def test_packages(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "packages", "--format", "json")
     assert code == 0
     listed = {p["name"]: p for p in json.loads(out)}
-    assert sorted(listed) == ["mosquitto", "node-exporter", "postgresql", "prometheus"]
+    assert sorted(listed) == [
+        "edge-collector", "mosquitto", "node-exporter", "postgresql", "prometheus",
+        "telemetry-ingest",
+    ]  # fmt: skip
+    assert listed["edge-collector"]["default_ports"] == []
     assert listed["mosquitto"]["default_ports"] == ["1883/tcp"]
     assert listed["node-exporter"]["service"] == "prometheus-node-exporter"
     assert listed["postgresql"]["settings"] == ["databases", "users", "allowed_zones"]

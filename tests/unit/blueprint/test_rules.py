@@ -220,8 +220,8 @@ def test_unknown_package_lists_the_known_ones(ws: Workspace) -> None:
     text, found = broken(ws, "package: mosquitto", "package: mosquito")
     assert found == [
         f"node.yaml:{at(text, 'mosquito')}: error: software[broker].package: unknown package "
-        "'mosquito' (did you mean 'mosquitto'?); known: mosquitto, node-exporter, "
-        "postgresql, prometheus"
+        "'mosquito' (did you mean 'mosquitto'?); known: edge-collector, mosquitto, "
+        "node-exporter, postgresql, prometheus, telemetry-ingest"
     ]
 
 

@@ -16,6 +16,7 @@ from nodekit.blueprint.packages import PACKAGES
 
 NAMES = ["edge", "historian", "ops", "grafana", "mes", "quality", "line_2"]
 TOPICS = ["telemetry/#", "quality/#", "nodekit/cell/+/alarm"]
+AGENTS = ("edge-collector", "telemetry-ingest")  # placed beside the broker, below
 PORTS = {  # one listener each, two choices per package: never a clash on a host
     "mosquitto": ["1883/tcp", "1884/tcp"],
     "postgresql": ["5432/tcp", "5433/tcp"],
@@ -97,7 +98,7 @@ def blueprints(draw: st.DrawFn) -> dict[str, Any]:
     hosts = [c["name"] for c in compute]
 
     software: list[dict[str, Any]] = []
-    for package in sorted(PACKAGES):
+    for package in sorted(set(PACKAGES) - set(AGENTS)):
         placed = draw(st.lists(st.sampled_from(hosts), max_size=2, unique=True))
         if package != "node-exporter":
             placed = placed[:1]
@@ -113,6 +114,23 @@ def blueprints(draw: st.DrawFn) -> dict[str, Any]:
             if settings or draw(st.booleans()):
                 item["settings"] = settings
             software.append(item)
+    # The agents talk to the broker: on the broker's own host, so no flow is needed;
+    # the ingest writes to PostgreSQL on its host.
+    broker = next((s for s in software if s["package"] == "mosquitto"), None)
+    if broker and draw(st.booleans()):
+        collector: dict[str, Any] = {
+            "name": "collector", "package": "edge-collector", "host": broker["host"],
+        }  # fmt: skip
+        if draw(st.booleans()):
+            collector["settings"] = {
+                "interval_s": draw(st.integers(1, 60)),
+                "max": {"temperature": draw(st.floats(0, 100, allow_nan=False))},
+            }
+        software.append(collector)
+    local_db = [s for s in software if s["package"] == "postgresql" and broker
+                and s["host"] == broker["host"]]  # fmt: skip
+    if broker and local_db and draw(st.booleans()):
+        software.append({"name": "ingest", "package": "telemetry-ingest", "host": broker["host"]})
     names = [s["name"] for s in software]
     for item in software[1:]:
         if draw(st.booleans()):

@@ -60,7 +60,10 @@ def test_manifest_lists_sources_and_digests_of_every_file(tmp_path: Path) -> Non
     ]
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256((tmp_path / rel).read_bytes()).hexdigest() == digest
-    assert manifest["secrets"] == ["broker/edge", "broker/historian", "historian-db/historian"]
+    assert manifest["secrets"] == [
+        "broker/collector", "broker/edge", "broker/historian", "broker/ingest",
+        "historian-db/historian",
+    ]  # fmt: skip
 
 
 def test_no_secret_value_is_rendered_only_references(tmp_path: Path) -> None:
@@ -69,6 +72,9 @@ def test_no_secret_value_is_rendered_only_references(tmp_path: Path) -> None:
     assert hist["mosquitto_users"] == [
         {"name": "edge", "password": '{{ nodekit_secrets["broker/edge"] }}'},
         {"name": "historian", "password": '{{ nodekit_secrets["broker/historian"] }}'},
+        # nodekit's own parts get their broker users (named after their software entries)
+        {"name": "collector", "password": '{{ nodekit_secrets["broker/collector"] }}'},
+        {"name": "ingest", "password": '{{ nodekit_secrets["broker/ingest"] }}'},
     ]
 
 

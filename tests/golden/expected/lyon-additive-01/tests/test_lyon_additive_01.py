@@ -17,12 +17,15 @@ HOSTS = {'gw-01': 'docker://nk-lyon-additive-01-gw-01',
  'edge-01': 'docker://nk-lyon-additive-01-edge-01',
  'hist-01': 'docker://nk-lyon-additive-01-hist-01'}
 TIMEZONE = 'Europe/Paris'
+NODE = 'lyon-additive-01'
 # (host, software name, systemd unit, ports)
 SERVICES = [('gw-01', 'exporter-gw-01', 'prometheus-node-exporter', ['9100/tcp']),
+ ('edge-01', 'collector', 'nodekit-edge-collector', []),
  ('edge-01', 'exporter-edge-01', 'prometheus-node-exporter', ['9100/tcp']),
  ('hist-01', 'broker', 'mosquitto', ['1883/tcp']),
  ('hist-01', 'exporter-hist-01', 'prometheus-node-exporter', ['9100/tcp']),
  ('hist-01', 'historian-db', 'postgresql', ['5432/tcp']),
+ ('hist-01', 'ingest', 'nodekit-telemetry-ingest', []),
  ('hist-01', 'metrics', 'prometheus', ['9090/tcp'])]
 # (host, kind, argument, expected content or None) from the blueprint's checks
 CHECKS = [('hist-01', 'port', '1883/tcp', None),
@@ -33,6 +36,12 @@ FLOWS_ALLOWED = [('edge-01', 'hist-01', '10.41.2.10', '1883/tcp'),
  ('hist-01', 'edge-01', '10.41.1.10', '9100/tcp')]
 # (source host, target host, target address, port): listening, not allowed from the source zone
 FLOWS_DENIED = [('edge-01', 'hist-01', '10.41.2.10', '22/tcp'), ('hist-01', 'edge-01', '10.41.1.10', '22/tcp')]
+# (host, equipment, protocol, address:port): the machine answers over its protocol
+EQUIPMENT = [('edge-01', 'printer-01', 'moonraker', '10.41.1.101:7125'),
+ ('edge-01', 'printer-02', 'moonraker', '10.41.1.102:7125')]
+# (historian host, database, port, equipment, seconds to wait): fresh telemetry rows
+TELEMETRY = [('hist-01', 'historian', 5432, 'printer-01', 45),
+ ('hist-01', 'historian', 5432, 'printer-02', 45)]
 
 
 @functools.cache
@@ -135,3 +144,40 @@ def test_flow_denied(source: str, target: str, address: str, port: str) -> None:
     assert not _connects(source, address, port), (
         f"{source} reaches {target} {address}:{port}, which no flow allows"
     )
+
+
+@pytest.mark.parametrize("name,equipment,protocol,where", EQUIPMENT, ids=_ids(EQUIPMENT, 1, 0))
+def test_equipment(name: str, equipment: str, protocol: str, where: str) -> None:
+    probe = (
+        "/opt/nodekit/equipment/bin/python -m nodekit_equipment.probe"
+        " --config /etc/nodekit/equipment/probe.json --timeout 5 --name " + shlex.quote(equipment)
+    )
+    result = host(name).run(probe)
+    reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+    assert result.rc == 0, f"{equipment} ({protocol} at {where}) does not answer: {reason[0]}"
+
+
+@pytest.mark.parametrize(
+    "name,database,port,equipment,wait", TELEMETRY, ids=_ids(TELEMETRY, 3, 0)
+)
+def test_telemetry(name: str, database: str, port: int, equipment: str, wait: int) -> None:
+    import time
+
+    sql = (
+        f"SELECT count(*) FROM telemetry WHERE node = '{NODE}' AND equipment = '{equipment}'"
+        " AND time > now() - interval '1 minute'"
+    )
+    psql = f"runuser -u postgres -- psql -p {int(port)} -d {shlex.quote(database)}"
+    query = f"{psql} -tAc {shlex.quote(sql)}"
+    deadline = time.monotonic() + wait
+    rows = ""
+    while True:
+        result = host(name).run(query)
+        rows = result.stdout.strip()
+        if result.rc == 0 and rows.isdigit() and int(rows) > 0:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    detail = rows or result.stderr.strip()[-200:]
+    pytest.fail(f"{equipment}: no telemetry newer than a minute in {database} on {name} ({detail})")

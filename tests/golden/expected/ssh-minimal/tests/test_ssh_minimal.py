@@ -15,6 +15,7 @@ import testinfra
 
 HOSTS = {'edge-01': 'ssh://ops@192.168.50.10:2222?sudo=true'}
 TIMEZONE = 'Europe/Berlin'
+NODE = 'ssh-minimal'
 # (host, software name, systemd unit, ports)
 SERVICES = [('edge-01', 'broker', 'mosquitto', ['1883/tcp'])]
 # (host, kind, argument, expected content or None) from the blueprint's checks
@@ -23,6 +24,10 @@ CHECKS = []
 FLOWS_ALLOWED = []
 # (source host, target host, target address, port): listening, not allowed from the source zone
 FLOWS_DENIED = []
+# (host, equipment, protocol, address:port): the machine answers over its protocol
+EQUIPMENT = []
+# (historian host, database, port, equipment, seconds to wait): fresh telemetry rows
+TELEMETRY = []
 
 
 @functools.cache
