@@ -119,7 +119,9 @@ def test_machines_checked_polled_and_in_the_historian(
     counts = {row[0]: (int(row[1]), int(row[2])) for row in rows}
     assert sorted(counts) == sorted(EQUIPMENT)
     assert all(total > 0 and numeric > 0 for total, numeric in counts.values()), counts
-    metrics = {tuple(r) for r in _sql(docker_client, "SELECT DISTINCT equipment, metric FROM telemetry")}
+    metrics = {
+        tuple(r) for r in _sql(docker_client, "SELECT DISTINCT equipment, metric FROM telemetry")
+    }
     assert ("printer-01", "extruder_temp") in metrics
     assert ("plc-01", "cycle_count") in metrics
     assert ("sensor-01", "temperature") in metrics
@@ -162,8 +164,12 @@ def test_machines_checked_polled_and_in_the_historian(
                 assert not any(s.encode() in file.read_bytes() for s in secrets), file
 
 
-def test_twin_usage_errors(site: tuple[Path, Blueprint], capsys: pytest.CaptureFixture[str]) -> None:
+def test_twin_usage_errors(
+    site: tuple[Path, Blueprint], capsys: pytest.CaptureFixture[str]
+) -> None:
     path, _ = site
     assert main(["twin", str(path), "nope", "--state", "ok"]) == 2
-    assert "has no equipment 'nope'; known: printer-01, plc-01, sensor-01" in capsys.readouterr().err
+    assert (
+        "has no equipment 'nope'; known: printer-01, plc-01, sensor-01" in capsys.readouterr().err
+    )
     assert main(["twin", str(path), "plc-01", "--state", "broken"]) == 2

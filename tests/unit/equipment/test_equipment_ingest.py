@@ -218,7 +218,9 @@ def message(topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessag
     return msg
 
 
-def test_on_message_skips_bad_messages_and_keeps_replayed_alarms(caplog: pytest.LogCaptureFixture) -> None:
+def test_on_message_skips_bad_messages_keeps_replayed_alarms(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     buf = RowBuffer()
     on_message = make_on_message(buf)
     caplog.set_level(logging.WARNING, "nodekit.equipment.ingest")
