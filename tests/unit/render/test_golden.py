@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from nodekit.agents import agent_version
 from nodekit.blueprint import load
 from nodekit.render import PROJECT_ROOT, render_files
 from nodekit.toolchain import node_image_ref
@@ -26,9 +27,10 @@ REGEN = os.environ.get("NODEKIT_REGEN_GOLDEN") == "1"
 
 
 def normalized(content: bytes) -> bytes:
-    """Machine-specific parts (checkout path, image recipe hash) as placeholders."""
+    """Machine-specific parts (checkout path, image and agent hashes) as placeholders."""
     text = content.decode()
     text = text.replace(str(PROJECT_ROOT), "@PROJECT@").replace(node_image_ref(), "@IMAGE@")
+    text = text.replace(agent_version(), "@AGENT@")
     return text.encode()
 
 

@@ -146,7 +146,7 @@ def test_flow_denied(source: str, target: str, address: str, port: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name,equipment,protocol,where", EQUIPMENT, ids=_ids(EQUIPMENT, 1, 0))
+@pytest.mark.parametrize("name,equipment,protocol,where", EQUIPMENT, ids=_ids(EQUIPMENT, 0, 1))
 def test_equipment(name: str, equipment: str, protocol: str, where: str) -> None:
     probe = (
         "/opt/nodekit/equipment/bin/python -m nodekit_equipment.probe"
@@ -158,7 +158,7 @@ def test_equipment(name: str, equipment: str, protocol: str, where: str) -> None
 
 
 @pytest.mark.parametrize(
-    "name,database,port,equipment,wait", TELEMETRY, ids=_ids(TELEMETRY, 3, 0)
+    "name,database,port,equipment,wait", TELEMETRY, ids=_ids(TELEMETRY, 0, 3)
 )
 def test_telemetry(name: str, database: str, port: int, equipment: str, wait: int) -> None:
     import time
