@@ -55,6 +55,14 @@ def check_equipment(node: Node, report: Report, skipped: Skipped) -> None:
                     f"{item['name']} writes to PostgreSQL on its own host, and '{item['host']}' "
                     "runs none: add a postgresql software on that host",
                 )
+    machines = {e["name"] for e in data.get("equipment") or []}
+    for index, host in enumerate(data.get("compute") or []):
+        if host["name"].startswith("twin-") and host["name"][5:] in machines:
+            report.error(
+                ("compute", index, "name"),
+                f"host '{host['name']}' would share its name with the twin of equipment "
+                f"'{host['name'][5:]}' on the local target: rename the host",
+            )
     telemetry = any(s["package"] in (COLLECTOR, INGEST) for s in software)
     for duty in duties(data):
         loc = ("equipment", duty.index, "protocol")

@@ -82,8 +82,7 @@ def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str
             for user in settings.get("users") or []
         ]
         + [  # nodekit's own parts: collectors, ingests, MQTT devices
-            {"name": user, "password": secret_ref(secret)}
-            for user, secret in settings.get("nodekit_users") or []
+            {"name": user, "password": secret_ref(secret)} for user, secret in service.extra_users
         ],
     }
     peer = node.uplink.get("peer")
@@ -131,18 +130,19 @@ def _prometheus(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[st
     }
 
 
-def _broker(node: NodePlan, host: HostPlan, name: str | None) -> dict[str, Any]:
+def _broker(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
     """Where a collector or ingest on ``host`` reaches its broker (validated to exist)."""
-    service = next(
-        s for s in node.services
-        if s.package == "mosquitto" and (s.name == name or name is None)
-    )  # fmt: skip
-    broker = node.host(service.host)
+    mqtt = next(s for s in node.services if s.name == service.broker)
+    broker = node.host(mqtt.host)
     address = "127.0.0.1" if broker.name == host.name else broker.address
     for zone, own in broker.addresses.items():
         if zone in host.addresses and broker.name != host.name:
             address = own  # the broker's address in a zone both share
-    return {"host": address, "port": port_number(service.ports[0]), "user": None}
+    return {"host": address, "port": port_number(mqtt.ports[0]), "user": service.name}
+
+
+def _broker_password(service: ServicePlan) -> dict[str, str]:
+    return {"password": secret_ref(f"{service.broker}/{service.name}")}
 
 
 def _equipment_secrets(node: NodePlan, names: set[str]) -> dict[str, dict[str, str]]:
@@ -160,8 +160,7 @@ def _equipment_secrets(node: NodePlan, names: set[str]) -> dict[str, dict[str, s
 def _edge_collector(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
     settings = service.settings
     polled = [m for m in node.equipment if m.duty.collector == service.name]
-    broker = _broker(node, host, settings.get("broker"))
-    broker["user"] = service.name
+    broker = _broker(node, host, service)
     return {
         "edge_collector_config": {
             "node": node.name,
@@ -174,24 +173,17 @@ def _edge_collector(node: NodePlan, host: HostPlan, service: ServicePlan) -> dic
             },
         },
         "edge_collector_secrets": {
-            "broker": {"password": secret_ref(_broker_secret(node, settings, service.name))},
+            "broker": _broker_password(service),
             **_equipment_secrets(node, {m.name for m in polled}),
         },
     }
 
 
-def _broker_secret(node: NodePlan, settings: dict[str, Any], user: str) -> str:
-    named = settings.get("broker")
-    broker = next(s for s in node.services if s.package == "mosquitto" and named in (None, s.name))
-    return f"{broker.name}/{user}"
-
-
 def _telemetry_ingest(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
     settings = service.settings
     database = str(settings.get("database") or "historian")
-    postgres = next(s for s in host.services if s.package == "postgresql")
-    broker = _broker(node, host, settings.get("broker"))
-    broker["user"] = service.name
+    postgres = next(s for s in host.services if s.name == service.store)
+    broker = _broker(node, host, service)
     return {
         "telemetry_ingest_database": database,
         "telemetry_ingest_db_port": port_number(postgres.ports[0]),
@@ -204,9 +196,7 @@ def _telemetry_ingest(node: NodePlan, host: HostPlan, service: ServicePlan) -> d
                 f"port={port_number(postgres.ports[0])}"
             },
         },
-        "telemetry_ingest_secrets": {
-            "broker": {"password": secret_ref(_broker_secret(node, settings, service.name))}
-        },
+        "telemetry_ingest_secrets": {"broker": _broker_password(service)},
     }
 
 

@@ -125,7 +125,7 @@ def telemetry(node: NodePlan) -> list[Row]:
         if service.package != "telemetry-ingest":
             continue
         database = str(service.settings.get("database") or "historian")
-        postgres = next(s for s in node.host(service.host).services if s.package == "postgresql")
+        postgres = next(s for s in node.services if s.name == service.store)
         for machine in node.equipment:
             if machine.duty.telemetry:
                 wait = max(45, 3 * interval)

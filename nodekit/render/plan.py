@@ -12,6 +12,7 @@ from typing import Any
 
 from nodekit.blueprint.equipment import (
     Duty,
+    broker_of,
     broker_port,
     broker_users,
     device_broker,
@@ -58,6 +59,9 @@ class ServicePlan:
     host: str
     ports: tuple[str, ...]
     settings: dict[str, Any]
+    extra_users: tuple[tuple[str, str], ...] = ()  # broker: nodekit's own (user, secret name)
+    broker: str | None = None  # collector, ingest: the mosquitto software it talks to
+    store: str | None = None  # ingest: the postgresql software on its host
 
 
 @dataclass(frozen=True)
@@ -207,9 +211,15 @@ def plan(data: dict[str, Any]) -> NodePlan:
         spec = PACKAGES[item["package"]]
         ports = tuple(item.get("ports") or spec.default_ports)
         settings = dict(item.get("settings") or {})
-        if item["name"] in extra_users:
-            settings["nodekit_users"] = extra_users[item["name"]]
-            secrets += [secret for _, secret in extra_users[item["name"]]]
+        own_users = tuple(extra_users.get(item["name"], ()))
+        secrets += [secret for _, secret in own_users]
+        agent = item["package"] in ("edge-collector", "telemetry-ingest")
+        broker = broker_of(data, item) if agent else None
+        store = next(
+            (s["name"] for s in data.get("software") or []
+             if s["package"] == "postgresql" and s["host"] == item["host"]),
+            None,
+        ) if item["package"] == "telemetry-ingest" else None  # fmt: skip
         services[item["host"]].append(
             ServicePlan(
                 item["name"],
@@ -219,6 +229,9 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 item["host"],
                 ports,
                 settings,
+                extra_users=own_users,
+                broker=broker["name"] if broker else None,
+                store=store,
             )
         )
         for user in (item.get("settings") or {}).get("users") or []:

@@ -160,17 +160,17 @@ def stack(node: NodePlan, run: Run, rendered: Path) -> PulumiStack:
 
 
 def fail_pulumi(node: NodePlan, error: PulumiFailed) -> StageError:
-    """The engine's failure as a stage error, naming the host whose resource failed
-    (the longest name that appears whole: edge-10's error never blames edge-1)."""
+    """The engine's failure as a stage error, naming the host (or twin) whose resource
+    the error names first; a name counts only whole: edge-10's error never blames edge-1."""
     detail = error.detail or str(error)
     resources = {f"{node.name}-{h.name}": h.name for h in node.hosts}
     resources |= {f"{node.name}-twin-{m.name}": f"twin {m.name}" for m in node.equipment}
-    named = [
-        name
+    found = [
+        (match.start(), name)
         for resource, name in resources.items()
-        if re.search(re.escape(resource) + r"(?![A-Za-z0-9-])", detail)
+        if (match := re.search(re.escape(resource) + r"(?![A-Za-z0-9-])", detail))
     ]
-    host = max(named, key=len) if named else None
+    host = min(found)[1] if found else None
     return StageError(detail, node=node.name, stage="infrastructure", host=host)
 
 

@@ -110,7 +110,7 @@ def test_duties_checks_and_broker_users_are_derived(ws: Workspace) -> None:
     assert node.host("edge-01").equipment_agent and node.host("hist-01").equipment_agent
     assert not node.host("gw-01").equipment_agent
     broker = next(s for s in node.services if s.name == "broker")
-    assert broker.settings["nodekit_users"] == [
+    assert list(broker.extra_users) == [
         ("collector", "broker/collector"), ("ingest", "broker/ingest")
     ]  # fmt: skip
     assert {"broker/collector", "broker/ingest"} <= set(node.secrets)
@@ -125,7 +125,19 @@ def test_mqtt_devices_get_their_own_broker_user(ws: Workspace) -> None:
     ws.write("node.yaml", text)
     node = plan(load("node.yaml").data)
     broker = next(s for s in node.services if s.name == "broker")
-    assert ("sensor-01", "equipment/sensor-01/password") in broker.settings["nodekit_users"]
+    assert ("sensor-01", "equipment/sensor-01/password") in broker.extra_users
     sensor = next(m for m in node.equipment if m.name == "sensor-01")
     assert sensor.broker == ("10.41.2.10", 1883)
     assert sensor.duty.telemetry and not sensor.duty.checked
+
+
+def test_a_host_named_like_a_twin_is_refused(ws: Workspace) -> None:
+    text = AGENTS.replace("  - name: hist-01\n", "  - name: twin-printer-01\n").replace(
+        "host: hist-01", "host: twin-printer-01"
+    )
+    found = ws.check(text)
+    assert any(
+        "error: compute[twin-printer-01].name: host 'twin-printer-01' would share its name "
+        "with the twin of equipment 'printer-01'" in line
+        for line in found
+    ), found

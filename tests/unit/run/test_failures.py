@@ -79,3 +79,19 @@ def test_a_locked_node_fails_the_run_cleanly_naming_the_holder(
     assert result.fix is None or "--lock-timeout" in result.fix
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["ok"] is False and summary["error"] == result.error
+
+
+def test_a_failed_twin_is_named_and_the_first_named_resource_is_blamed() -> None:
+    data = {
+        **DATA,
+        "equipment": [
+            {"name": "plc-01", "kind": "plc", "zone": "ot", "address": "10.1.1.50",
+             "protocol": "modbus-tcp"},
+        ],
+    }  # fmt: skip
+    detail = (
+        "error: nodekit:Twin n1-twin-plc-01 creating failed: container nk-n1-twin-plc-01: "
+        "boom (the node's other resource n1-edge-01 is fine)"
+    )
+    error = fail_pulumi(plan(data), PulumiFailed("up failed", operation="up", detail=detail))
+    assert error.host == "twin plc-01"
