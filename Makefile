@@ -59,7 +59,10 @@ demo: setup
 	$(BIN)/nodekit doctor
 	$(BIN)/nodekit validate blueprints/
 	$(BIN)/nodekit deploy $(DEMO) --yes
-	@echo "demo: node deployed and verified; try: .venv/bin/nodekit drift $(DEMO)"
+	@echo "demo: node deployed and verified; the deploy printed how to query its telemetry"
+	@echo "      (docker exec nk-NODE-hist-01 runuser -u postgres -- psql -d historian -c '...')"
+	@echo "      see the machines: .venv/bin/nodekit equipment $(DEMO)"
+	@echo "      try: .venv/bin/nodekit drift $(DEMO)"
 	@echo "      remove it with: .venv/bin/nodekit destroy $(DEMO) --yes"
 
 bench: setup backend

@@ -60,6 +60,22 @@ def _apply(run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult
     runner = stages.configure_stage(run, node, target, access, rendered=rendered, hosts=hosts)
     stages.verify_stage(run, node, run.state.rendered / "tests", runner)
     stages.record_stage(run, node, hosts)
+    run.result.next.extend(telemetry_queries(node))
+
+
+def telemetry_queries(node: NodePlan) -> list[str]:
+    """How to look at the newest telemetry rows of each historian the node feeds."""
+    target = target_for(node)
+    query = "SELECT * FROM telemetry ORDER BY time DESC LIMIT 10"
+    return [
+        f"telemetry ({s.name}): " + target.host_command(
+            node.host(s.host),
+            f"runuser -u postgres -- psql -d {s.settings.get('database') or 'historian'} "
+            f"-c '{query}'",
+        )
+        for s in node.services
+        if s.package == "telemetry-ingest"
+    ]  # fmt: skip
 
 
 def deploy(

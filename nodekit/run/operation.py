@@ -73,6 +73,7 @@ class RunResult:
     scrubbed: int = 0  # run-folder files a secret value had to be removed from
     notes: list[str] = field(default_factory=list)  # what nodekit did on its own (stale locks)
     removals: list[str] = field(default_factory=list)  # what nodekit removed (or plan would)
+    next: list[str] = field(default_factory=list)  # deploy: what to look at next (commands)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     backend: str = "local"

@@ -77,6 +77,10 @@ class Target:
     def testinfra_spec(self, host: HostPlan) -> str:
         raise NotImplementedError
 
+    def host_command(self, host: HostPlan, command: str) -> str:
+        """The shell line an operator types to run ``command`` as root on ``host``."""
+        raise NotImplementedError
+
     def role_vars(self) -> dict[str, Any]:
         """Variables every host's roles get (group_vars), e.g. what they may manage."""
         return {"nodekit_chrony_clock_control": True, "nodekit_manage_ip_forward": True}

@@ -28,6 +28,9 @@ class LocalTarget(Target):
     def testinfra_spec(self, host: HostPlan) -> str:
         return f"docker://{host.container}"
 
+    def host_command(self, host: HostPlan, command: str) -> str:
+        return f"docker exec {host.container} {command}"
+
     def role_vars(self) -> dict[str, Any]:
         # Containers never get the right to set this machine's clock, and are
         # created with their sysctls set: the roles must not try either.

@@ -48,6 +48,10 @@ class SshTarget(Target):
     def testinfra_spec(self, host: HostPlan) -> str:
         return f"ssh://{host.login_user}@{host.connect_address}:{host.ssh_port}?sudo=true"
 
+    def host_command(self, host: HostPlan, command: str) -> str:
+        port = f"-p {host.ssh_port} " if host.ssh_port != 22 else ""
+        return f'ssh -t {port}{host.login_user}@{host.connect_address} "sudo {command}"'
+
     # -- run time -----------------------------------------------------------
 
     def ssh_config(self, access: RunAccess) -> Path:

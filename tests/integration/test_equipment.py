@@ -11,6 +11,7 @@ Real Pulumi, containers, Ansible, testinfra, mosquitto and PostgreSQL.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,6 +110,16 @@ def test_machines_checked_polled_and_in_the_historian(
     for name, checked_from in zip(EQUIPMENT, ("edge-01", "edge-01", "edge-01"), strict=True):
         assert f'name="test_equipment[{checked_from}:{name}]"' in report
         assert f'name="test_telemetry[hist-01:{name}]"' in report
+
+    # The deploy says how to look at the rows; the command it gives works.
+    (hint,) = result.next
+    label, command = hint.split(": ", 1)
+    assert (label, command.split()[:3]) == (
+        "telemetry (ingest)",
+        ["docker", "exec", f"nk-{NODE}-hist-01"],
+    )
+    shown = subprocess.run(command, shell=True, capture_output=True, text=True, check=True)
+    assert "equipment" in shown.stdout and "(10 rows)" in shown.stdout, shown.stdout
 
     # 2. Rows of every machine, with values, measured within the last minute.
     rows = _sql(
