@@ -60,7 +60,8 @@ demo: setup
 	$(BIN)/nodekit validate blueprints/
 	$(BIN)/nodekit deploy $(DEMO) --yes
 	@echo "demo: node deployed and verified; the deploy printed how to query its telemetry"
-	@echo "      (docker exec nk-NODE-hist-01 runuser -u postgres -- psql -d historian -c '...')"
+	@echo "      docker exec nk-$(basename $(notdir $(DEMO)))-hist-01 runuser -u postgres -- \\"
+	@echo "        psql -d historian -c 'SELECT * FROM telemetry ORDER BY time DESC LIMIT 10'"
 	@echo "      see the machines: .venv/bin/nodekit equipment $(DEMO)"
 	@echo "      try: .venv/bin/nodekit drift $(DEMO)"
 	@echo "      remove it with: .venv/bin/nodekit destroy $(DEMO) --yes"
