@@ -8,6 +8,7 @@ The local target's resources are exercised for real by the integration tests.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -81,6 +82,9 @@ def run_program(data: dict[str, Any]) -> Recorder:
     from nodekit.pulumi.node import program
 
     recorder = Recorder()
+    # Pulumi's mocks need a current event loop; an earlier test's asyncio.run()
+    # (the equipment agents' tests) leaves none behind.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(recorder, project="nodekit-test", stack="test", preview=False)
     pulumi.runtime.set_all_config({"nodekit:image": "nodekit/node:test"})
 
