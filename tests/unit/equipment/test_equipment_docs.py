@@ -1,4 +1,5 @@
-"""The operator docs describe what the code does: registers, OPC UA nodes, metrics, SQL."""
+"""The operator docs (docs/equipment.md) describe what the code does: registers, OPC UA
+nodes, metrics, SQL, default ports, the twins' files."""
 
 from __future__ import annotations
 
@@ -7,22 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from nodekit.blueprint.equipment import DEFAULT_PORTS as BLUEPRINT_PORTS
+from nodekit.equipment.common import DEFAULT_PORTS, PROTOCOLS
 from nodekit.equipment.ingest import SCHEMA
 from nodekit.equipment.modbus import REGISTER_MAP
 from nodekit.equipment.opcua import VARIABLES
 from nodekit.equipment.readers import METRICS
+from nodekit.pulumi.twin_provider import TWIN_DIR
 
-DOCS = Path(__file__).resolve().parents[3] / "docs"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "equipment.md"
 
 
 @pytest.fixture(scope="module")
 def text() -> str:
-    # docs/equipment-protocols.md is to be merged into docs/equipment.md
-    for name in ("equipment-protocols.md", "equipment.md"):
-        path = DOCS / name
-        if path.exists() and "REGISTER_MAP" in path.read_text():
-            return path.read_text()
-    pytest.fail("no equipment protocol docs under docs/")
+    return DOC.read_text(encoding="utf-8")
 
 
 def test_register_table_matches_the_register_map(text: str) -> None:
@@ -56,3 +55,17 @@ def test_sql_matches_the_schema(text: str) -> None:
     documented = " ".join(words(text))
     for statement in SCHEMA:
         assert " ".join(words(statement)) in documented
+
+
+def test_default_port_table_matches_the_code(text: str) -> None:
+    assert BLUEPRINT_PORTS == DEFAULT_PORTS  # validation and the agents agree
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \| (\d+|none[^|]*) \|$", text, re.M))
+    assert set(rows) == set(PROTOCOLS)
+    for protocol in PROTOCOLS:
+        expected = DEFAULT_PORTS.get(protocol)
+        assert rows[protocol].startswith(str(expected) if expected else "none"), protocol
+
+
+def test_twin_files_are_where_the_twins_keep_them(text: str) -> None:
+    assert f"{TWIN_DIR}/state" in text and f"{TWIN_DIR}/secrets.json" in text
+    assert "/run/nodekit-twin" not in text
