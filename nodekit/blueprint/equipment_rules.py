@@ -7,7 +7,7 @@ that names the flow to add.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nodekit.blueprint.equipment import (
     BROKER,
@@ -56,7 +56,8 @@ def check_equipment(node: Node, report: Report, skipped: Skipped) -> None:
                     "runs none: add a postgresql software on that host",
                 )
     machines = {e["name"] for e in data.get("equipment") or []}
-    for index, host in enumerate(data.get("compute") or []):
+    local = data["site"]["target"] == "local"
+    for index, host in enumerate(data.get("compute") or [] if local else []):
         if host["name"].startswith("twin-") and host["name"][5:] in machines:
             report.error(
                 ("compute", index, "name"),
@@ -90,6 +91,20 @@ def check_equipment(node: Node, report: Report, skipped: Skipped) -> None:
                 f"{duty.name} publishes over MQTT, but the node has no single broker to "
                 "publish to: add a mosquitto software (or name it in the collector's settings)",
             )
+    for index, item in enumerate(data.get("equipment") or []):
+        if item.get("protocol") == "mqtt" and item.get("port"):
+            report.error(
+                ("equipment", index, "port"),
+                f"{item['name']} publishes to the node's broker over MQTT: it listens on no "
+                "port of its own; remove port",
+            )
+        if item.get("address") and not item.get("protocol"):
+            report.warning(
+                ("equipment", index, "address"),
+                f"{item['name']} has an address but no protocol: nodekit neither checks nor "
+                "polls it (and the local target stands in no twin for it); set protocol",
+            )
+    _check_qc_metrics(data, report)
     flows = data["network"].get("flows") or []
     for need in needs(data):
         if need.met(flows):
@@ -101,3 +116,23 @@ def check_equipment(node: Node, report: Report, skipped: Skipped) -> None:
             f"add to network.flows {{from: {source}, to: {need.target_zone}, "
             f"ports: [{need.port}/tcp]}}",
         )
+
+
+def _check_qc_metrics(data: dict[str, Any], report: Report) -> None:
+    """A QC band names a metric some machine the collector polls reports."""
+    from nodekit.equipment.readers import metrics_for
+
+    machines = duties(data)
+    for index, item in enumerate(data.get("software") or []):
+        if item["package"] != COLLECTOR:
+            continue
+        polled = [d for d in machines if d.collector == item["name"] and d.protocol]
+        known = sorted({m for d in polled for m in metrics_for(d.protocol or "", d.kind)})
+        for bound in ("max", "min"):
+            for metric in (item.get("settings") or {}).get(bound) or {}:
+                if metric not in known:
+                    report.error(
+                        ("software", index, "settings", bound, metric),
+                        f"no machine {item['name']} polls reports '{metric}', so this band "
+                        f"would never alarm; its metrics: {', '.join(known) or 'none'}",
+                    )

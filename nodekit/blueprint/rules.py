@@ -299,6 +299,13 @@ def _package_ports(report: Report, *, index: int, item: Software, spec: PackageS
             )
 
 
+def _own_users(node: Node, item: Software) -> bool:
+    """Whether nodekit gives the broker users of its own (collectors, ingests, devices)."""
+    from nodekit.blueprint.equipment import broker_users
+
+    return bool(broker_users(node.model_dump(by_alias=True, mode="json")).get(item.name))
+
+
 def _settings(
     node: Node, report: Report, skipped: Skipped, *, index: int, item: Software, spec: PackageSpec
 ) -> None:
@@ -313,7 +320,8 @@ def _settings(
         if any(isinstance(mark, ZoneRef) for mark in info.metadata):
             for j, zone in enumerate(getattr(settings, name)):
                 _reference(report, (*loc, name, j), "zone", zone, zones, skipped=skipped.zones)
-    if isinstance(settings, MosquittoSettings) and not (settings.users or settings.allow_anonymous):
+    quiet = isinstance(settings, MosquittoSettings) and (settings.users or settings.allow_anonymous)
+    if isinstance(settings, MosquittoSettings) and not quiet and not _own_users(node, item):
         report.warning(
             (*loc, "users"),
             "this broker accepts no client: it has no users and allow_anonymous is false; "

@@ -6,7 +6,7 @@ Config (JSON)::
 
     {"node": "lyon-additive-01", "interval_s": 5, "timeout_s": 3,
      "broker": {"host": "10.41.2.10", "port": 1883, "user": "collector"},
-     "secrets_file": "/etc/nodekit-collector/secrets.json",
+     "secrets_file": "/etc/nodekit/edge-collector/secrets.json",
      "equipment": [<descriptions>],
      "rules": {"max": {"extruder_temp": 260}, "min": {"bed_temp": 40}}}
 
@@ -255,7 +255,7 @@ def run(cfg: CollectorConfig, stop: threading.Event) -> None:
     if cfg.broker_user and not password:
         log.warning("no broker.password in the secrets file, connecting without one")
     client = mqttio.connect(
-        client_id=f"nodekit-collector-{cfg.node}",
+        client_id=f"nodekit-{cfg.broker_user or 'collector'}-{cfg.node}",  # one per collector
         host=cfg.broker_host,
         port=cfg.broker_port,
         user=cfg.broker_user,

@@ -6,7 +6,7 @@ Config (JSON)::
 
     {"node": "lyon-additive-01",
      "broker": {"host": "127.0.0.1", "port": 1883, "user": "ingest"},
-     "secrets_file": "/etc/nodekit-ingest/secrets.json",     ({"broker": {"password": ...}})
+     "secrets_file": "/etc/nodekit/telemetry-ingest/secrets.json",  # {"broker": {"password"}}
      "database": {"conninfo": "dbname=historian"},
      "topics": ["nodekit/lyon-additive-01/#"]}
 
@@ -353,7 +353,7 @@ def run(raw: dict[str, Any], stop: threading.Event) -> None:
         log.info("subscribed to %s", ", ".join(map(str, topics)))
 
     client = mqttio.connect(
-        client_id=f"nodekit-ingest-{node}",
+        client_id=f"nodekit-{broker.get('user') or 'ingest'}-{node}",  # one per ingest
         host=str(broker.get("host") or "127.0.0.1"),
         port=int(broker.get("port") or 1883),
         user=broker.get("user") or None,

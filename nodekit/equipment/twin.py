@@ -6,8 +6,8 @@ Config (JSON)::
      "equipment": {"name": "printer-01", "kind": "printer", "protocol": "moonraker",
                    "address": "10.41.1.101", "port": 7125, "model": "Prusa MK4"},
      "bind": "0.0.0.0",
-     "state_file": "/run/nodekit-twin/state",
-     "secrets_file": "/run/nodekit-twin/secrets.json",
+     "state_file": "/var/lib/nodekit-twin/state",
+     "secrets_file": "/var/lib/nodekit-twin/secrets.json",
      "broker": {"host": "10.41.2.10", "port": 1883},     (mqtt devices only)
      "interval_s": 5}                                     (mqtt devices only)
 

@@ -127,7 +127,8 @@ def telemetry(node: NodePlan) -> list[Row]:
         database = str(service.settings.get("database") or "historian")
         postgres = next(s for s in node.services if s.name == service.store)
         for machine in node.equipment:
-            if machine.duty.telemetry:
+            stand_in = node.target != "local" or machine.twin  # local: only twins publish
+            if machine.duty.telemetry and stand_in:
                 wait = max(45, 3 * interval)
                 rows.append(
                     (service.host, database, port_number(postgres.ports[0]), machine.name, wait)

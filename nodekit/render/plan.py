@@ -122,8 +122,8 @@ class EquipmentPlan:
 
     @property
     def twin(self) -> bool:
-        """Whether the local target stands in a twin for it (it has an address)."""
-        return bool(self.duty.address and self.duty.zone)
+        """Whether the local target stands in a twin for it (an address and a protocol)."""
+        return bool(self.duty.address and self.duty.zone and self.duty.protocol)
 
     def describe(self) -> dict[str, Any]:
         """The equipment as the agents read it (no secrets)."""

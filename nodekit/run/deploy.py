@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from nodekit.errors import PulumiFailed, StageError
 from nodekit.render import RenderResult, load_rendered, render
-from nodekit.render.plan import NodePlan, plan
+from nodekit.render.plan import NodePlan, plan, port_number
 from nodekit.run import stages
 from nodekit.run.history import Provenance, rollback_target, unpack
 from nodekit.run.operation import (
@@ -63,6 +63,12 @@ def _apply(run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult
     run.result.next.extend(telemetry_queries(node))
 
 
+def _port(node: NodePlan, store: str | None) -> str:
+    """`` -p PORT`` when the historian's PostgreSQL does not listen on 5432."""
+    port = next((port_number(s.ports[0]) for s in node.services if s.name == store), 5432)
+    return f" -p {port}" if port != 5432 else ""
+
+
 def telemetry_queries(node: NodePlan) -> list[str]:
     """How to look at the newest telemetry rows of each historian the node feeds."""
     target = target_for(node)
@@ -70,8 +76,8 @@ def telemetry_queries(node: NodePlan) -> list[str]:
     return [
         f"telemetry ({s.name}): " + target.host_command(
             node.host(s.host),
-            f"runuser -u postgres -- psql -d {s.settings.get('database') or 'historian'} "
-            f"-c '{query}'",
+            f"runuser -u postgres -- psql{_port(node, s.store)} -d "
+            f"{s.settings.get('database') or 'historian'} -c '{query}'",
         )
         for s in node.services
         if s.package == "telemetry-ingest"

@@ -141,3 +141,61 @@ def test_a_host_named_like_a_twin_is_refused(ws: Workspace) -> None:
         "with the twin of equipment 'printer-01'" in line
         for line in found
     ), found
+
+
+def test_a_qc_band_on_a_metric_no_polled_machine_reports_is_refused(ws: Workspace) -> None:
+    text = AGENTS.replace(
+        "    package: edge-collector\n    host: edge-01\n",
+        "    package: edge-collector\n    host: edge-01\n"
+        "    settings: {max: {extruder_temp: 260, spindle_rpm: 9000}}\n",
+    )
+    found = ws.check(text)
+    assert len(found) == 1, found
+    assert (
+        "error: software[collector].settings.max.spindle_rpm: no machine collector polls "
+        "reports 'spindle_rpm', so this band would never alarm; its metrics: " in found[0]
+    )
+    assert "extruder_temp" in found[0]  # the printer's metrics are listed
+
+
+def test_an_mqtt_device_listens_on_no_port(ws: Workspace) -> None:
+    text = AGENTS.replace(
+        "software:\n",
+        "  - {name: env-01, kind: sensor, zone: ot, address: 10.41.1.120, protocol: mqtt, "
+        "port: 1883}\nsoftware:\n",
+    )
+    assert any(
+        "equipment[env-01].port: env-01 publishes to the node's broker over MQTT: it listens "
+        "on no port of its own; remove port" in line
+        for line in ws.check(text)
+    )
+
+
+def test_an_address_without_a_protocol_is_warned_about_and_gets_no_twin(ws: Workspace) -> None:
+    text = AGENTS.replace(
+        "software:\n",
+        "  - {name: robot-01, kind: robot, zone: ot, address: 10.41.1.130}\nsoftware:\n",
+    )
+    assert any(
+        "warning: equipment[robot-01].address: robot-01 has an address but no protocol" in line
+        for line in ws.check(text)
+    )
+    ws.write("node.yaml", text)
+    robot = next(m for m in plan(load("node.yaml").data).equipment if m.name == "robot-01")
+    assert not robot.twin
+
+
+def test_a_broker_with_only_nodekit_users_is_not_warned_about(ws: Workspace) -> None:
+    text = AGENTS.replace("    settings: {users: [edge]}\n", "")
+    assert not any("accepts no client" in line for line in ws.check(text))
+    assert any("accepts no client" in line for line in ws.check(VALID.replace(
+        "    settings: {users: [edge]}\n", "")))  # fmt: skip
+
+
+def test_a_host_named_like_a_twin_is_fine_on_the_ssh_target(ws: Workspace) -> None:
+    text = (
+        AGENTS.replace("  - name: hist-01\n", "  - name: twin-printer-01\n")
+        .replace("host: hist-01", "host: twin-printer-01")
+        .replace("target: local", "target: ssh")
+    )
+    assert not any("twin of equipment" in line for line in ws.check(text))

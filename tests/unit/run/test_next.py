@@ -63,3 +63,10 @@ def test_no_ingest_no_query() -> None:
     data = _node("local", None)
     data["software"] = data["software"][:2]
     assert telemetry_queries(plan(data)) == []
+
+
+def test_the_query_names_a_port_other_than_5432() -> None:
+    data = _node("local", None)
+    data["software"][1]["ports"] = ["5433/tcp"]
+    (line,) = telemetry_queries(plan(data))
+    assert "psql -p 5433 -d historian -c " in line
