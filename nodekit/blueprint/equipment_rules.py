@@ -98,12 +98,6 @@ def check_equipment(node: Node, report: Report, skipped: Skipped) -> None:
                 f"{item['name']} publishes to the node's broker over MQTT: it listens on no "
                 "port of its own; remove port",
             )
-        if item.get("address") and not item.get("protocol"):
-            report.warning(
-                ("equipment", index, "address"),
-                f"{item['name']} has an address but no protocol: nodekit neither checks nor "
-                "polls it (and the local target stands in no twin for it); set protocol",
-            )
     _check_qc_metrics(data, report)
     flows = data["network"].get("flows") or []
     for need in needs(data):

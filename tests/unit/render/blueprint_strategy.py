@@ -122,10 +122,9 @@ def blueprints(draw: st.DrawFn) -> dict[str, Any]:
             "name": "collector", "package": "edge-collector", "host": broker["host"],
         }  # fmt: skip
         if draw(st.booleans()):
-            collector["settings"] = {
-                "interval_s": draw(st.integers(1, 60)),
-                "max": {"temperature": draw(st.floats(0, 100, allow_nan=False))},
-            }
+            # (no QC band: a band must name a metric of a machine the collector polls,
+            # and these blueprints give it none)
+            collector["settings"] = {"interval_s": draw(st.integers(1, 60))}
         software.append(collector)
     local_db = [s for s in software if s["package"] == "postgresql" and broker
                 and s["host"] == broker["host"]]  # fmt: skip
