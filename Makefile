@@ -12,7 +12,7 @@ TC := nodekit/toolchain
 # Time a step and say so: "setup: <step> <seconds>s".
 timed = TIMEFORMAT="setup: $(1) %Rs"; time
 
-.PHONY: help setup deps host docker image pulumi actionlint backend demo bench test stress lint unit integration golden clean
+.PHONY: help setup deps host docker image pulumi actionlint sarif backend demo bench test stress lint unit integration golden clean
 
 help:
 	@echo "make demo   deploy and verify the example node on the local target"
@@ -23,7 +23,7 @@ help:
 	@echo "make bench  run the benchmarks (render fleet, deploy node)"
 	@echo "make stress the property tests at full size (thousands of generated blueprints)"
 
-setup: deps host docker image pulumi actionlint
+setup: deps host docker image pulumi actionlint sarif
 
 deps: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -47,6 +47,10 @@ pulumi:
 ACTIONLINT := $(NODEKIT_CACHE)/actionlint/v1.7.12/actionlint
 actionlint: host
 	@$(call timed,actionlint) bash $(TC)/build-actionlint.sh >/dev/null
+
+# The SARIF 2.1.0 schema the policy tests validate against (from npm).
+sarif: host
+	@$(call timed,sarif) bash $(TC)/fetch-sarif-schema.sh >/dev/null
 
 # A PostgreSQL cluster for nodekit on loopback (Debian's packages); its last
 # line is NODEKIT_BACKEND=postgres://... for it. The tests use it too.

@@ -16,6 +16,7 @@ from nodekit.blueprint.source import Diagnostics, Origin, origins, paths, walk
 from nodekit.errors import BlueprintError, Diagnostic
 
 YAML_SUFFIXES = (".yaml", ".yml")
+POLICY_FILE = "nodekit-policy.yaml"  # a folder's OT security policy, not a blueprint
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def _expand(
                 for f in sorted(path.rglob("*"))
                 if f.suffix in YAML_SUFFIXES
                 and f.is_file()
+                and f.name != POLICY_FILE
                 and not any(part.startswith(".") for part in f.relative_to(path).parts)
                 and not any(folder in f.parents for folder in rendered)
                 and files.get(f).kind != "NodeBase"

@@ -108,6 +108,15 @@ def _schema(**extra: Any) -> Any:
     return Field(json_schema_extra=extra)
 
 
+PURDUE_LEVELS = (0, 1, 2, 3, 3.5, 4, 5)
+
+
+def _purdue(value: float) -> float:
+    if value not in PURDUE_LEVELS:
+        raise ValueError(f"{value:g} is not a Purdue level: one of 0, 1, 2, 3, 3.5 (DMZ), 4, 5")
+    return int(value) if float(value).is_integer() else value
+
+
 Name = Annotated[str, AfterValidator(_name), _schema(pattern=NAME_PATTERN)]
 DnsName = Annotated[str, AfterValidator(_dns), _schema(pattern=DNS_PATTERN)]
 IPv4 = Annotated[str, AfterValidator(_ipv4), _schema(format="ipv4")]
@@ -177,6 +186,12 @@ class Zone(Model):
     vlan: int | None = Field(default=None, ge=1, le=4094)
     """802.1Q VLAN id, unique among zones."""
     purpose: Literal["ot", "it", "dmz", "mgmt"] | None = None
+    security_level: Literal[1, 2, 3, 4] | None = None
+    """IEC 62443-3-2 target security level of the zone (SL-T, 1..4); read by policy."""
+    purdue_level: (
+        Annotated[float, AfterValidator(_purdue), _schema(enum=list(PURDUE_LEVELS))] | None
+    ) = None
+    """Purdue model level of the zone: 0..5, 3.5 for a DMZ; read by policy and graph."""
 
 
 class Flow(Model):
@@ -186,6 +201,8 @@ class Flow(Model):
     """Destination zone."""
     ports: list[PortRange] = Field(min_length=1)
     """Allowed `PORT/PROTO` or `LOW-HIGH/PROTO` (tcp or udp)."""
+    purpose: str | None = Field(default=None, min_length=1)
+    """Why the conduit exists (free text); policy requires one."""
 
 
 class Uplink(Model):

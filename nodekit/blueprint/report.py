@@ -127,7 +127,8 @@ def _message(details: ErrorDetails) -> str:
         hint = " (quote it to make it text)" if quote else ""
         return f"expected {_EXPECTED[kind]}, got {_show(value)}{hint}"
     if kind == "literal_error":
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        expected = str(ctx.get("expected", ""))
+        choices = re.findall(r"'([^']*)'", expected) or re.findall(r"-?\d+(?:\.\d+)?", expected)
         return f"{_show(value)} is not one of {', '.join(choices)}" + did_you_mean(
             str(value), choices
         )

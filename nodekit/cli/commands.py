@@ -2,4 +2,13 @@
 
 from __future__ import annotations
 
-from nodekit.cli import blueprints, doctor, equipment, gitops, render, run, state  # noqa: F401
+from nodekit.cli import (  # noqa: F401
+    blueprints,
+    doctor,
+    equipment,
+    gitops,
+    policy,
+    render,
+    run,
+    state,
+)

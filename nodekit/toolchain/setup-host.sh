@@ -2,8 +2,10 @@
 # Debian packages the setup needs on this machine: the Docker engine,
 # mmdebstrap (node image), dpkg-dev (site bundles' apt index), shellcheck
 # (actionlint's checks of workflow scripts), mosquitto (the equipment agents'
-# tests start their own broker on loopback; its service is left stopped). Go comes with the machine. Installs only
-# what is missing; apt-get update runs only when something is.
+# tests start their own broker on loopback; its service is left stopped), npm
+# (fetches the SARIF schema the policy tests validate against). Go comes with
+# the machine. Installs only what is missing; apt-get update runs only when
+# something is.
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
@@ -11,8 +13,9 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 test -x /usr/sbin/mosquitto || need+=(mosquitto)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "host: docker.io, mmdebstrap, dpkg-dev, shellcheck, mosquitto present"
+  echo "host: docker.io, mmdebstrap, dpkg-dev, shellcheck, mosquitto, npm present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
