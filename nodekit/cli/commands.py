@@ -9,6 +9,7 @@ from nodekit.cli import (  # noqa: F401
     gitops,
     policy,
     render,
+    report,
     run,
     state,
 )

@@ -206,8 +206,10 @@ def gitops_plan_command(  # noqa: PLR0917 (typer maps parameters to options)
     backend: str | None = BACKEND,
 ) -> None:
     """For a pull request: validate the blueprints at head, find the affected
-    nodes, and `plan` each changed or added one. Changes nothing. Exit 2 when a
-    blueprint at head is invalid, 1 when a plan failed.
+    nodes, check them against the OT security policy (`nodekit policy check`,
+    with the policy file at head), and `plan` each changed or added one.
+    Changes nothing. Exit 2 when a blueprint or the policy file at head is
+    invalid, 1 when a plan failed or an unwaived policy error was found.
 
     Example: `nodekit gitops plan --base origin/main blueprints/ --format markdown > plan.md`
     """

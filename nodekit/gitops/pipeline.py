@@ -1,7 +1,8 @@
 """`gitops plan` and `gitops apply`: what a pull request changes, and applying a merge.
 
-plan:  affected nodes (validated at head), then `plan` of each changed or
-       added node; a Markdown report for a PR comment, or JSON.
+plan:  affected nodes (validated at head), the OT security policy over them
+       (the policy file at head), then `plan` of each changed or added node;
+       a Markdown report for a PR comment, or JSON.
 apply: affected nodes, then a rollout of the changed and added ones (each
        run recorded with the head commit), then removed nodes destroyed only
        when allowed.
@@ -17,6 +18,9 @@ from typing import Any
 
 from nodekit.gitops.affected import Affected, affected
 from nodekit.gitops.rollout import Rollout, RolloutOptions, rollout
+from nodekit.policy.check import PolicyResult, check, find_policy, load_policy
+from nodekit.policy.formats import to_json as policy_json
+from nodekit.policy.formats import to_markdown as policy_markdown
 from nodekit.run.deploy import EventFn, RunOptions, RunResult, destroy, inspect
 
 
@@ -24,13 +28,16 @@ from nodekit.run.deploy import EventFn, RunOptions, RunResult, destroy, inspect
 class GitopsPlan:
     affected: Affected
     plans: dict[str, RunResult] = field(default_factory=dict)
+    policy: PolicyResult | None = None  # over the changed and added nodes at head
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.plans.values())
+        policy_ok = self.policy is None or not self.policy.failing("error")
+        return policy_ok and all(r.ok for r in self.plans.values())
 
     def to_dict(self) -> dict[str, Any]:
         data = self.affected.to_dict()
+        data["policy"] = policy_json(self.policy, "error") if self.policy else None
         for node in data["nodes"]:
             run = self.plans.get(node["node"])
             node["plan"] = (
@@ -79,7 +86,9 @@ class GitopsPlan:
                 lines += ["", f"<details><summary>{change.node}: what would change</summary>", ""]
                 lines += [f"- {_md(d)}" for d in run.drift[:200]]
                 lines += ["", "</details>"]
-        return "\n".join(lines) + "\n"
+        if self.policy is not None:
+            lines += ["", policy_markdown(self.policy, "error").replace("### ", "#### ", 1)]
+        return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _md(text: str) -> str:
@@ -99,6 +108,7 @@ def gitops_plan(
     with tempfile.TemporaryDirectory(prefix="nodekit-gitops-") as tmp:
         found = affected(where, base, head, paths, scratch=Path(tmp))
         todo = [found.head_blueprints[n.node] for n in found.nodes if n.status != "removed"]
+        policy = check(todo, load_policy(find_policy([b.file for b in todo]))) if todo else None
         options = replace(options, commit=found.head)
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(todo)))) as pool:
             runs = list(
@@ -107,7 +117,7 @@ def gitops_plan(
                     todo,
                 )
             )
-        return GitopsPlan(found, {r.node: r for r in runs})
+        return GitopsPlan(found, {r.node: r for r in runs}, policy)
 
 
 @dataclass

@@ -3,7 +3,9 @@
 # mmdebstrap (node image), dpkg-dev (site bundles' apt index), shellcheck
 # (actionlint's checks of workflow scripts), mosquitto (the equipment agents'
 # tests start their own broker on loopback; its service is left stopped), npm
-# (fetches the SARIF schema the policy tests validate against). Go comes with
+# (fetches the SARIF schema the policy tests validate against), graphviz
+# (`nodekit graph`, the report's picture), chromium (the report's browser
+# test, headless). Go comes with
 # the machine. Installs only what is missing; apt-get update runs only when
 # something is.
 set -euo pipefail
@@ -14,8 +16,10 @@ command -v dpkg-scanpackages >/dev/null || need+=(dpkg-dev)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 test -x /usr/sbin/mosquitto || need+=(mosquitto)
 command -v npm >/dev/null || need+=(npm)
+command -v dot >/dev/null || need+=(graphviz)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "host: docker.io, mmdebstrap, dpkg-dev, shellcheck, mosquitto, npm present"
+  echo "host: docker.io, mmdebstrap, dpkg-dev, shellcheck, mosquitto, npm, graphviz, chromium present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

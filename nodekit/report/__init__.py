@@ -1,0 +1,1 @@
+"""What nodekit shows people: the topology graph and the offline audit report."""
