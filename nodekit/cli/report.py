@@ -10,6 +10,7 @@ import typer
 
 from nodekit.cli.app import app
 from nodekit.cli.output import err, load_nodes
+from nodekit.cli.run import BACKEND
 from nodekit.errors import UsageError
 from nodekit.report.graph import render_dot, to_dot, to_mermaid
 
@@ -58,3 +59,35 @@ def graph(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(content)
     err.print(f"graph: {output} ({format.value}, {len(content)} bytes)", markup=False)
+
+
+@app.command()
+def report(
+    paths: list[Path] = typer.Argument(..., help="Node blueprints (files or folders)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The HTML file to write."),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="The policy file (default: nodekit-policy.yaml beside them)."
+    ),
+    backend: str | None = BACKEND,
+) -> None:
+    """Write one self-contained HTML report (works offline: inline SVG and CSS,
+    no external URL) for an auditor or a site manager: per node, the topology
+    picture; zones and conduits with their security levels; policy findings
+    and waivers with the IEC 62443-3-3 SR of each; the last verify's checks,
+    live connectivity matrix and firewall comparison; the last runs.
+
+    Example: `nodekit report blueprints/sites/lyon-additive-01.yaml -o report.html`
+    """
+    from nodekit.cli.policy import run_policy
+    from nodekit.report.gather import gather
+    from nodekit.report.html import render_html
+
+    if str(output) in ("", "."):
+        raise UsageError("-o needs a file name")
+    blueprints = load_nodes(paths)
+    result = run_policy(paths, policy)
+    svgs = {b.name: render_dot(to_dot(b.data), "svg").decode() for b in blueprints}
+    nodes = gather(blueprints, result, svgs, backend)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_html(nodes, result.policy.file))
+    err.print(f"report: {output} ({len(nodes)} node(s))", markup=False)
