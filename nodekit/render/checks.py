@@ -58,48 +58,65 @@ def _allowed(node: NodePlan, source_zone: str, target_zone: str, port: str) -> b
     return False
 
 
-def flows_allowed(node: NodePlan) -> list[Row]:
-    """One probe per allowed tcp flow port where a service listens and a gateway carries it."""
-    rows: list[Row] = []
-    for flow in node.flows:
-        if flow["from"] == "uplink":
-            continue  # the uplink is outside this node: nothing here can probe it
-        sources = _sources(node, flow["from"], flow["to"])
-        if not sources:
-            continue
-        for spec in flow["ports"]:
-            if port_proto(spec) != "tcp":
-                continue  # a udp probe cannot tell "refused" from "nobody answered"
-            for target in node.hosts:
-                if target.is_gateway:
-                    continue  # probe forwarding through the gateway, not the gateway itself
-                address = target.addresses.get(flow["to"])
-                listening = any(
-                    p == spec or (port_number(p) == port_number(spec) and port_proto(p) == "tcp")
-                    for s in target.services
-                    for p in s.ports
-                )
-                if address and listening and target.name != sources[0].name:
-                    rows.append((sources[0].name, target.name, address, f"{port_number(spec)}/tcp"))
-    return sorted(set(rows))
+# Ports probed between zones where no flow opens them: remote access, plaintext
+# OT protocols, databases, brokers, web (the sample a segmentation audit uses).
+DENIED_SAMPLE = ("22/tcp", "23/tcp", "80/tcp", "502/tcp", "1883/tcp", "5432/tcp", "9100/tcp")
+BASE_PACKAGES = ("chrony", "nftables", "openssh-server")  # every host, roles base and firewall
 
 
-def flows_denied(node: NodePlan) -> list[Row]:
-    """For each ordered pair of zones a gateway joins: ssh (always listening) must be
-    refused from a host of one zone to a non-gateway host of the other, unless a flow
-    allows it."""
-    rows: list[Row] = []
-    for source_zone in node.zones:
-        for target_zone in node.zones:
-            if source_zone.name == target_zone.name:
+def _targets(node: NodePlan, zone: str, port: str | None = None) -> list[HostPlan]:
+    """Non-gateway hosts with an address in ``zone``; those listening on ``port`` first."""
+    hosts = [h for h in node.hosts if zone in h.addresses and not h.is_gateway]
+
+    def listens(h: HostPlan) -> bool:
+        return port is not None and any(
+            port_number(p) == port_number(port) and port_proto(p) == "tcp"
+            for s in h.services for p in s.ports
+        )  # fmt: skip
+
+    return sorted(hosts, key=lambda h: (not listens(h), h.zone != zone, h.name))
+
+
+def zone_matrix(node: NodePlan) -> tuple[list[Row], list[Row]]:
+    """The live segmentation proof, for every ordered pair of zones a gateway joins:
+    (allowed, denied) probes as (source host, target host, address, port). Each
+    allowed tcp port must get through (an answer or a refusal from the target),
+    each sampled port no flow opens must be blocked."""
+    allowed: list[Row] = []
+    denied: list[Row] = []
+    for a in node.zones:
+        for b in node.zones:
+            sources = _sources(node, a.name, b.name) if a.name != b.name else []
+            if not sources:
                 continue
-            if _allowed(node, source_zone.name, target_zone.name, SSH):
+            source = sources[0]
+            ports = sorted({
+                f"{spec.split('/')[0].split('-')[0]}/tcp"
+                for f in node.flows if (f["from"], f["to"]) == (a.name, b.name)
+                for spec in f["ports"] if port_proto(spec) == "tcp"
+            })  # fmt: skip
+            for port in ports:
+                target = next(iter(_targets(node, b.name, port)), None)
+                if target and target.name != source.name:
+                    allowed.append((source.name, target.name, target.addresses[b.name], port))
+            target = next((h for h in _targets(node, b.name) if h.zone == b.name), None)
+            if target is None or target.name == source.name:
                 continue
-            sources = _sources(node, source_zone.name, target_zone.name)
-            targets = [h for h in node.hosts if h.zone == target_zone.name and not h.is_gateway]
-            if sources and targets:
-                rows.append((sources[0].name, targets[0].name, targets[0].address, SSH))
-    return sorted(rows)
+            for port in DENIED_SAMPLE:
+                if not _allowed(node, a.name, b.name, port):
+                    denied.append((source.name, target.name, target.addresses[b.name], port))
+    return sorted(set(allowed)), sorted(set(denied))
+
+
+def packages(node: NodePlan) -> list[Row]:
+    """(host, Debian packages nodekit installs there): verify records their versions."""
+    from nodekit.blueprint.packages import PACKAGES
+
+    return [
+        (h.name, sorted({*BASE_PACKAGES, *(a for s in h.services
+                                            for a in PACKAGES[s.package].apt_packages)}))
+        for h in node.hosts
+    ]  # fmt: skip
 
 
 def equipment(node: NodePlan) -> list[Row]:

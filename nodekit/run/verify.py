@@ -73,7 +73,7 @@ def run_checks(
             stderr=subprocess.STDOUT,
             check=False,
             cwd=tests_dir,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), "NODEKIT_LIVE_DIR": str(run_dir)},
         )
     seconds = time.monotonic() - start
     failures: list[CheckFailure] = []

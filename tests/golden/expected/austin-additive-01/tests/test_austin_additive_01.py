@@ -6,7 +6,9 @@ id names the host it checks.
 
 from __future__ import annotations
 
+import collections
 import functools
+import json
 import os
 import shlex
 
@@ -31,15 +33,41 @@ SERVICES = [('gw-01', 'exporter-gw-01', 'prometheus-node-exporter', ['9100/tcp']
 CHECKS = [('hist-01', 'port', '1883/tcp', None),
  ('hist-01', 'service', 'postgresql', None),
  ('edge-01', 'package', 'prometheus-node-exporter', None)]
-# (source host, target host, target address, port): allowed flows must connect
+# (source host, target host, target address, port): each tcp port a flow allows
+# between two zones gets through (answered or refused by the target)
 FLOWS_ALLOWED = [('edge-01', 'hist-01', '10.43.2.10', '1883/tcp'),
  ('hist-01', 'edge-01', '10.43.1.10', '9100/tcp')]
-# (source host, target host, target address, port): listening, not allowed from the source zone
-FLOWS_DENIED = [('edge-01', 'hist-01', '10.43.2.10', '22/tcp'), ('hist-01', 'edge-01', '10.43.1.10', '22/tcp')]
+# (source host, target host, target address, port): a sample of ports no flow
+# allows between two zones, blocked on the way
+FLOWS_DENIED = [('edge-01', 'hist-01', '10.43.2.10', '22/tcp'),
+ ('edge-01', 'hist-01', '10.43.2.10', '23/tcp'),
+ ('edge-01', 'hist-01', '10.43.2.10', '502/tcp'),
+ ('edge-01', 'hist-01', '10.43.2.10', '5432/tcp'),
+ ('edge-01', 'hist-01', '10.43.2.10', '80/tcp'),
+ ('edge-01', 'hist-01', '10.43.2.10', '9100/tcp'),
+ ('hist-01', 'edge-01', '10.43.1.10', '1883/tcp'),
+ ('hist-01', 'edge-01', '10.43.1.10', '22/tcp'),
+ ('hist-01', 'edge-01', '10.43.1.10', '23/tcp'),
+ ('hist-01', 'edge-01', '10.43.1.10', '502/tcp'),
+ ('hist-01', 'edge-01', '10.43.1.10', '5432/tcp'),
+ ('hist-01', 'edge-01', '10.43.1.10', '80/tcp')]
 # (host, equipment, protocol, address:port): the machine answers over its protocol
 EQUIPMENT = [('edge-01', 'printer-01', 'moonraker', '10.43.1.101:7125'),
  ('edge-01', 'printer-02', 'moonraker', '10.43.1.102:7125'),
  ('edge-01', 'printer-03', 'moonraker', '10.43.1.103:7125')]
+# (host, Debian packages nodekit installs): installed; verify records the versions
+PACKAGES = [('gw-01', ['chrony', 'nftables', 'openssh-server', 'prometheus-node-exporter']),
+ ('edge-01',
+  ['chrony', 'nftables', 'openssh-server', 'prometheus-node-exporter', 'python3-venv']),
+ ('hist-01',
+  ['chrony',
+   'mosquitto',
+   'nftables',
+   'openssh-server',
+   'postgresql',
+   'prometheus',
+   'prometheus-node-exporter',
+   'python3-venv'])]
 # (historian host, database, port, equipment, seconds to wait): fresh telemetry rows
 TELEMETRY = [('hist-01', 'historian', 5432, 'printer-01', 45),
  ('hist-01', 'historian', 5432, 'printer-02', 45),
@@ -124,28 +152,98 @@ def test_check(name: str, kind: str, argument: str, expected: str | None) -> Non
     else:  # pragma: no cover - the blueprint validator allows no other kind
         raise AssertionError(f"unknown check kind {kind}")
 
+# Tells an answer or a refusal from the target (the firewalls let it through)
+# from a rejection or silence on the way (blocked).
+PROBE = """
+import errno, socket, sys
+s = socket.socket()
+s.settimeout(3)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("open")
+except ConnectionRefusedError:
+    print("refused")
+except OSError:
+    print("blocked")
+"""
 
-def _connects(source: str, address: str, port: str) -> bool:
-    number, proto = port.split("/")
-    udp = "-u " if proto == "udp" else ""
-    command = f"nc -z {udp}-w 3 {shlex.quote(address)} {int(number)}"
-    return host(source).run(command).rc == 0
+
+def _probe(source: str, address: str, port: str) -> str:
+    number = int(port.split("/")[0])
+    command = f"python3 -c {shlex.quote(PROBE)} {shlex.quote(address)} {number}"
+    return host(source).check_output(command).strip()
 
 
 @pytest.mark.parametrize(
     "source,target,address,port", FLOWS_ALLOWED, ids=_ids(FLOWS_ALLOWED, 0, 1, 3)
 )
 def test_flow_allowed(source: str, target: str, address: str, port: str) -> None:
-    assert _connects(source, address, port), f"{source} cannot reach {target} {address}:{port}"
+    answer = _probe(source, address, port)
+    assert answer in ("open", "refused"), (
+        f"{source} cannot reach {target} {address}:{port}, which a flow allows ({answer})"
+    )
 
 
 @pytest.mark.parametrize(
     "source,target,address,port", FLOWS_DENIED, ids=_ids(FLOWS_DENIED, 0, 1, 3)
 )
 def test_flow_denied(source: str, target: str, address: str, port: str) -> None:
-    assert not _connects(source, address, port), (
-        f"{source} reaches {target} {address}:{port}, which no flow allows"
+    answer = _probe(source, address, port)
+    assert answer == "blocked", (
+        f"{source} reaches {target} {address}:{port}, which no flow allows ({answer})"
     )
+
+
+def _record(kind: str, name: str, value: object) -> None:
+    """Keep what verify saw in the run folder (nodekit report shows it)."""
+    folder = os.environ.get("NODEKIT_LIVE_DIR")
+    if not folder:
+        return
+    path = os.path.join(folder, "live.json")
+    data = {}
+    if os.path.exists(path):
+        with open(path) as handle:
+            data = json.load(handle)
+    data.setdefault(kind, {})[name] = value
+    with open(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+
+
+# The rendered ruleset, loaded in a scratch network namespace, against the live one.
+RENDERED_RULESET = (
+    "unshare --net sh -c 'nft -f /etc/nftables.conf && nft list table inet nodekit'"
+)
+
+
+def _lines(text: str) -> collections.Counter[str]:
+    return collections.Counter(line.strip() for line in text.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_firewall_ruleset(name: str) -> None:
+    h = host(name)
+    rendered = _lines(h.check_output(RENDERED_RULESET))
+    live_run = h.run("nft list table inet nodekit")
+    live = _lines(live_run.stdout) if live_run.rc == 0 else collections.Counter()
+    differences = [f"live only (added by hand?): {line}" for line in sorted(live - rendered)]
+    differences += [f"missing from the live ruleset: {line}" for line in sorted(rendered - live)]
+    _record("firewall", name, differences)
+    assert not differences, f"{name}: the live firewall differs from the rendered one: " + (
+        "; ".join(differences)
+    )
+
+
+@pytest.mark.parametrize("name,packages", PACKAGES, ids=_ids(PACKAGES, 0))
+def test_packages(name: str, packages: list[str]) -> None:
+    fmt = "${Package}\\t${Version}\\t${db:Status-Status}\\n"
+    out = host(name).run(f"dpkg-query -W -f '{fmt}' " + " ".join(packages)).stdout
+    versions = {
+        p: v for p, v, status in (line.split("\t") for line in out.splitlines() if line)
+        if status == "installed"
+    }
+    _record("packages", name, versions)
+    missing = sorted(set(packages) - set(versions))
+    assert not missing, f"{name}: not installed: {', '.join(missing)}"
 
 
 @pytest.mark.parametrize("name,equipment,protocol,where", EQUIPMENT, ids=_ids(EQUIPMENT, 0, 1))

@@ -6,7 +6,9 @@ id names the host it checks.
 
 from __future__ import annotations
 
+import collections
 import functools
+import json
 import os
 import shlex
 
@@ -20,12 +22,16 @@ NODE = 'ssh-minimal'
 SERVICES = [('edge-01', 'broker', 'mosquitto', ['1883/tcp'])]
 # (host, kind, argument, expected content or None) from the blueprint's checks
 CHECKS = []
-# (source host, target host, target address, port): allowed flows must connect
+# (source host, target host, target address, port): each tcp port a flow allows
+# between two zones gets through (answered or refused by the target)
 FLOWS_ALLOWED = []
-# (source host, target host, target address, port): listening, not allowed from the source zone
+# (source host, target host, target address, port): a sample of ports no flow
+# allows between two zones, blocked on the way
 FLOWS_DENIED = []
 # (host, equipment, protocol, address:port): the machine answers over its protocol
 EQUIPMENT = []
+# (host, Debian packages nodekit installs): installed; verify records the versions
+PACKAGES = [('edge-01', ['chrony', 'mosquitto', 'nftables', 'openssh-server'])]
 # (historian host, database, port, equipment, seconds to wait): fresh telemetry rows
 TELEMETRY = []
 
@@ -87,3 +93,55 @@ def test_service(name: str, software: str, unit: str, ports: list[str]) -> None:
         assert host(name).socket(f"{proto}://{number}").is_listening, (
             f"{name}: {software} is not listening on {port}"
         )
+
+
+def _record(kind: str, name: str, value: object) -> None:
+    """Keep what verify saw in the run folder (nodekit report shows it)."""
+    folder = os.environ.get("NODEKIT_LIVE_DIR")
+    if not folder:
+        return
+    path = os.path.join(folder, "live.json")
+    data = {}
+    if os.path.exists(path):
+        with open(path) as handle:
+            data = json.load(handle)
+    data.setdefault(kind, {})[name] = value
+    with open(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+
+
+# The rendered ruleset, loaded in a scratch network namespace, against the live one.
+RENDERED_RULESET = (
+    "unshare --net sh -c 'nft -f /etc/nftables.conf && nft list table inet nodekit'"
+)
+
+
+def _lines(text: str) -> collections.Counter[str]:
+    return collections.Counter(line.strip() for line in text.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("name", sorted(HOSTS))
+def test_firewall_ruleset(name: str) -> None:
+    h = host(name)
+    rendered = _lines(h.check_output(RENDERED_RULESET))
+    live_run = h.run("nft list table inet nodekit")
+    live = _lines(live_run.stdout) if live_run.rc == 0 else collections.Counter()
+    differences = [f"live only (added by hand?): {line}" for line in sorted(live - rendered)]
+    differences += [f"missing from the live ruleset: {line}" for line in sorted(rendered - live)]
+    _record("firewall", name, differences)
+    assert not differences, f"{name}: the live firewall differs from the rendered one: " + (
+        "; ".join(differences)
+    )
+
+
+@pytest.mark.parametrize("name,packages", PACKAGES, ids=_ids(PACKAGES, 0))
+def test_packages(name: str, packages: list[str]) -> None:
+    fmt = "${Package}\\t${Version}\\t${db:Status-Status}\\n"
+    out = host(name).run(f"dpkg-query -W -f '{fmt}' " + " ".join(packages)).stdout
+    versions = {
+        p: v for p, v, status in (line.split("\t") for line in out.splitlines() if line)
+        if status == "installed"
+    }
+    _record("packages", name, versions)
+    missing = sorted(set(packages) - set(versions))
+    assert not missing, f"{name}: not installed: {', '.join(missing)}"
