@@ -116,6 +116,14 @@ def test_lifecycle(
     assert main(["plan", str(path), "--format", "json"]) == 0
     (planned,) = json.loads(capsys.readouterr().out)["nodes"]
     assert planned["drift"] == []
+    #    The report shows what that verify proved live: the zone matrix, the
+    #    firewall as rendered, the package versions.
+    report_file = path.parent / "report.html"
+    assert main(["report", str(path), "-o", str(report_file)]) == 0
+    html = report_file.read_text()
+    assert "1883/tcp reachable" in html and "5432/tcp blocked" in html
+    assert ">matches<" in html and "differs" not in html
+    assert ">mosquitto<" in html and "not recorded in this run" not in html
 
     # 3. A fault: a service stopped and a configuration file changed by hand.
     _exec(docker_client, "hist-01", "systemctl", "stop", "mosquitto")
@@ -128,22 +136,30 @@ def test_lifecycle(
         "s/^PermitRootLogin no/PermitRootLogin yes/",
         "/etc/ssh/sshd_config.d/00-nodekit.conf",
     )
+    # (and a firewall rule added by hand on the gateway: ot may reach PostgreSQL)
+    hand_rule = "ip saddr 10.211.1.0/24 tcp dport 5432 accept"
+    nft = ("nft", "insert", "rule", "inet", "nodekit", "forward", *hand_rule.split())
+    assert _exec(docker_client, "gw-01", *nft)[0] == 0
     assert main(["verify", str(path)]) == 1
     report = capsys.readouterr()
     assert "hist-01: service broker" in report.out
     assert "edge-01: ssh hardened" in report.out
+    assert "gw-01: firewall ruleset" in report.out and hand_rule in report.out
 
-    # 4. Drift names both, and exits 1.
+    # 4. Drift names all three, and exits 1.
     assert main(["drift", str(path), "--format", "json"]) == 1
     (drift,) = json.loads(capsys.readouterr().out)["nodes"]
     assert any(line.startswith("configure: hist-01:") for line in drift["drift"])
     assert any("hist-01: service broker" in line for line in drift["drift"])
     assert any("edge-01: ssh hardened" in line for line in drift["drift"])
+    assert any(line.startswith("configure: gw-01:") for line in drift["drift"])
+    assert any("gw-01: firewall ruleset" in line for line in drift["drift"])
 
     # 5. Deploy repairs it.
     repaired = runs.deploy(blueprint, options=options)
     assert repaired.ok, repaired.error
     assert {s.stage: s for s in repaired.stages}["configure"].changed > 0
+    assert hand_rule not in _exec(docker_client, "gw-01", "nft", "list", "ruleset")[1]
 
     # 6. A further deploy changes nothing, anywhere.
     again = runs.deploy(blueprint, options=options)
