@@ -100,7 +100,7 @@ def test_named_items_merge_by_name_and_new_names_are_appended(site: Workspace) -
 
 def test_other_lists_are_replaced(site: Workspace) -> None:
     flows = load("node.yaml").data["network"]["flows"]
-    assert flows == [{"from": "it", "to": "ot", "ports": ["9100/tcp"]}]
+    assert flows == [{"from": "it", "to": "ot", "ports": ["9100/tcp"], "purpose": None}]
 
 
 def test_remove_deletes_the_inherited_item(site: Workspace) -> None:

@@ -24,6 +24,7 @@ def test_load_returns_the_merged_data_with_defaults_applied(ws: Workspace) -> No
         "from": "ot",
         "to": "it",
         "ports": ["1883/tcp"],
+        "purpose": None,
     }
     assert json.loads(json.dumps(blueprint.data)) == blueprint.data
     assert blueprint.node.software[0].ports == ["1883/tcp"]

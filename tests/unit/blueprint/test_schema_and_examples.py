@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from nodekit.blueprint import PACKAGES, load, load_all, schema
+from nodekit.blueprint.loader import POLICY_FILE
 
 SCHEMA_FILE = "blueprints/nodekit-blueprint-v1.schema.json"
 
 
 def _examples(repo_root: Path) -> list[Path]:
-    return sorted((repo_root / "blueprints").rglob("*.yaml"))
+    found = sorted((repo_root / "blueprints").rglob("*.yaml"))
+    return [p for p in found if p.name != POLICY_FILE]  # the policy file is no blueprint
 
 
 def test_committed_schema_is_the_model_schema(repo_root: Path) -> None:
