@@ -61,6 +61,20 @@ compute:
   - name: solo
     address: 10.218.{i}.10
 """
+SSH_FROM_UPLINK = """\
+  flows:
+    - from: uplink
+      to: cell
+      ports: [22/tcp]
+      purpose: remote support
+"""
+WAIVER = """\
+waivers:
+  - rule: ssh-from-management
+    node: nktest-fleet-1
+    reason: remote support until the site bastion exists
+    expires: 2999-01-01
+"""
 BROKEN = """\
 checks:
   - name: nothing-listens-here
@@ -225,3 +239,25 @@ def test_fleet_changes_reach_exactly_their_nodes(
         (NODES[0], 1, "deployed"), (NODES[3], 2, "failed"),
         (NODES[1], 3, "skipped"), (NODES[2], 4, "skipped"),
     ]  # fmt: skip
+
+    # 8. A pull request's plan runs the OT security policy at head: SSH opened to
+    #    the cell from the uplink fails the plan, until the policy file waives it.
+    fleet.write("blueprints/sites/n4.yaml", _site(4))
+    fleet.write("blueprints/sites/n1.yaml", _site(1) + SSH_FROM_UPLINK)
+    fleet.commit("n1: remote support over SSH")
+    plan = ["gitops", "plan", "blueprints/", "--format", "json"]
+    code, result, err = fleet.nodekit(*plan, "--base", "HEAD~1")
+    assert code == 1, err[-3000:]
+    assert [n["node"] for n in result["nodes"]] == [NODES[0]]
+    assert result["nodes"][0]["plan"]["status"] in ("ok", "drift"), result["nodes"][0]["plan"]
+    errors = [f for f in result["policy"]["findings"] if f["severity"] == "error"]
+    assert [(f["rule"], f["node"], f["waived"]) for f in errors] == [
+        ("ssh-from-management", NODES[0], False)
+    ]
+    assert errors[0]["file"].endswith("blueprints/sites/n1.yaml")
+    fleet.write("blueprints/nodekit-policy.yaml", WAIVER)
+    fleet.commit("waive remote support until the bastion exists")
+    code, result, err = fleet.nodekit(*plan, "--base", "HEAD~2", "--format", "markdown")
+    assert code == 0, err[-3000:]
+    assert "#### nodekit policy check passes" in result
+    assert "| `ssh-from-management` | nktest-fleet-1 |" in result  # listed as waived
