@@ -243,7 +243,9 @@ def test_fleet_changes_reach_exactly_their_nodes(
     # 8. A pull request's plan runs the OT security policy at head: SSH opened to
     #    the cell from the uplink fails the plan, until the policy file waives it.
     fleet.write("blueprints/sites/n4.yaml", _site(4))
-    fleet.write("blueprints/sites/n1.yaml", _site(1) + SSH_FROM_UPLINK)
+    fleet.write(
+        "blueprints/sites/n1.yaml", _site(1).replace("compute:", SSH_FROM_UPLINK + "compute:")
+    )
     fleet.commit("n1: remote support over SSH")
     plan = ["gitops", "plan", "blueprints/", "--format", "json"]
     code, result, err = fleet.nodekit(*plan, "--base", "HEAD~1")
