@@ -60,7 +60,8 @@ def _allowed(node: NodePlan, source_zone: str, target_zone: str, port: str) -> b
 
 # Ports probed between zones where no flow opens them: remote access, plaintext
 # OT protocols, databases, brokers, web (the sample a segmentation audit uses).
-DENIED_SAMPLE = ("22/tcp", "23/tcp", "80/tcp", "502/tcp", "1883/tcp", "5432/tcp", "9100/tcp")
+DENIED_SAMPLE = ("22/tcp", "23/tcp", "80/tcp", "502/tcp", "1883/tcp", "5432/tcp", "9100/tcp",
+                 "icmp")  # fmt: skip
 BASE_PACKAGES = ("chrony", "nftables", "openssh-server")  # every host, roles base and firewall
 
 
@@ -103,7 +104,7 @@ def zone_matrix(node: NodePlan) -> tuple[list[Row], list[Row]]:
             if target is None or target.name == source.name:
                 continue
             for port in DENIED_SAMPLE:
-                if not _allowed(node, a.name, b.name, port):
+                if port == "icmp" or not _allowed(node, a.name, b.name, port):
                     denied.append((source.name, target.name, target.addresses[b.name], port))
     return sorted(set(allowed)), sorted(set(denied))
 

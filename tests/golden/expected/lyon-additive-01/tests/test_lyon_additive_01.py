@@ -45,12 +45,14 @@ FLOWS_DENIED = [('edge-01', 'hist-01', '10.41.2.10', '22/tcp'),
  ('edge-01', 'hist-01', '10.41.2.10', '5432/tcp'),
  ('edge-01', 'hist-01', '10.41.2.10', '80/tcp'),
  ('edge-01', 'hist-01', '10.41.2.10', '9100/tcp'),
+ ('edge-01', 'hist-01', '10.41.2.10', 'icmp'),
  ('hist-01', 'edge-01', '10.41.1.10', '1883/tcp'),
  ('hist-01', 'edge-01', '10.41.1.10', '22/tcp'),
  ('hist-01', 'edge-01', '10.41.1.10', '23/tcp'),
  ('hist-01', 'edge-01', '10.41.1.10', '502/tcp'),
  ('hist-01', 'edge-01', '10.41.1.10', '5432/tcp'),
- ('hist-01', 'edge-01', '10.41.1.10', '80/tcp')]
+ ('hist-01', 'edge-01', '10.41.1.10', '80/tcp'),
+ ('hist-01', 'edge-01', '10.41.1.10', 'icmp')]
 # (host, equipment, protocol, address:port): the machine answers over its protocol
 EQUIPMENT = [('edge-01', 'printer-01', 'moonraker', '10.41.1.101:7125'),
  ('edge-01', 'printer-02', 'moonraker', '10.41.1.102:7125')]
@@ -152,12 +154,35 @@ def test_check(name: str, kind: str, argument: str, expected: str | None) -> Non
 
 # Tells an answer or a refusal from the target (the firewalls let it through)
 # from a rejection or silence on the way (blocked).
+# ICMP: an echo request answered, or not (raw socket: the checks run as root).
 PROBE = """
-import errno, socket, sys
+import os, socket, struct, sys, time
+address, port = sys.argv[1], sys.argv[2]
+if port == "icmp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    ident = os.getpid() & 0xFFFF
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + b"nodekit!"  # even length
+    total = sum(struct.unpack("!%dH" % (len(body) // 2), body))
+    total = (total >> 16) + (total & 0xFFFF)
+    checksum = ~(total + (total >> 16)) & 0xFFFF
+    s.sendto(body[:2] + struct.pack("!H", checksum) + body[4:], (address, 0))
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            data, source = s.recvfrom(1024)
+        except OSError:
+            break
+        kind, _, _, got = struct.unpack("!BBHH", data[20:26])
+        if source[0] == address and kind == 0 and got == ident:
+            print("open")
+            sys.exit()
+    print("blocked")
+    sys.exit()
 s = socket.socket()
 s.settimeout(3)
 try:
-    s.connect((sys.argv[1], int(sys.argv[2])))
+    s.connect((address, int(port.split("/")[0])))
     print("open")
 except ConnectionRefusedError:
     print("refused")
@@ -167,8 +192,7 @@ except OSError:
 
 
 def _probe(source: str, address: str, port: str) -> str:
-    number = int(port.split("/")[0])
-    command = f"python3 -c {shlex.quote(PROBE)} {shlex.quote(address)} {number}"
+    command = f"python3 -c {shlex.quote(PROBE)} {shlex.quote(address)} {shlex.quote(port)}"
     return host(source).check_output(command).strip()
 
 
