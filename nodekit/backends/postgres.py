@@ -28,7 +28,7 @@ import yaml
 from nodekit.backends.base import Backend, RunRecord, masked, shared_paths
 from nodekit.backends.sealed import Sealer, secrets_key
 from nodekit.errors import BackendError, LockTimeout
-from nodekit.run.lock import describe_holder
+from nodekit.run.lock import NAME_GRACE_S, describe_holder
 from nodekit.run.state import NodeState
 
 SCHEMA = """
@@ -121,7 +121,8 @@ class PostgresBackend(Backend):
                 waited = time.monotonic() - start
                 if waited >= timeout_s:
                     raise LockTimeout(node=node, holder=who, waited_s=waited)
-                if on_wait and not told:
+                # the holder names itself just after it takes the lock: give it a moment
+                if on_wait and not told and (row or waited >= NAME_GRACE_S):
                     on_wait(who)
                     told = True
                 time.sleep(min(1.0, max(0.05, timeout_s - waited)))

@@ -21,6 +21,10 @@ from typing import Any
 
 from nodekit.errors import LockTimeout
 
+# A holder writes its name just after it takes a lock; a waiter that finds no
+# name yet waits this long for one before it says "another nodekit run".
+NAME_GRACE_S = 3.0
+
 
 def holder_info(command: str, commit: str | None = None) -> dict[str, Any]:
     """Who takes a lock: command, runner host, pid, user, start time, git commit."""
@@ -44,11 +48,12 @@ def describe_holder(info: dict[str, Any] | None) -> str:
     )
 
 
-def _holder(path: Path) -> str:
+def _holder_info(path: Path) -> dict[str, Any] | None:
     try:
-        return describe_holder(json.loads(path.read_text() or "{}"))
+        info = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
-        return "another nodekit run"
+        return None
+    return info if isinstance(info, dict) and info else None
 
 
 @contextmanager
@@ -76,10 +81,12 @@ def node_lock(
                 break
             except BlockingIOError:
                 waited = time.monotonic() - start
+                info = _holder_info(path)
                 if waited >= timeout_s:
-                    raise LockTimeout(node=node, holder=_holder(path), waited_s=waited) from None
-                if on_wait and not told:
-                    on_wait(_holder(path))
+                    who = describe_holder(info)
+                    raise LockTimeout(node=node, holder=who, waited_s=waited) from None
+                if on_wait and not told and (info or waited >= NAME_GRACE_S):
+                    on_wait(describe_holder(info))
                     told = True
                 time.sleep(min(0.5, max(0.05, timeout_s - waited)))
         os.ftruncate(fd, 0)

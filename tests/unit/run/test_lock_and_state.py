@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import stat
 import threading
 import time
@@ -114,3 +117,28 @@ def test_malformed_secrets_file_is_named_but_never_quoted(
     assert str(state.secrets_file) in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
     assert state.secret_values() == []
+
+
+def test_a_waiter_names_a_holder_that_has_not_written_its_name_yet(tmp_path: Path) -> None:
+    # The window between a holder taking the lock and writing its name: the
+    # waiter must not announce "another nodekit run" when the name follows.
+    lock = tmp_path / "lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    told: list[str] = []
+
+    def waiter() -> None:
+        with node_lock(lock, node="n1", command="b", timeout_s=10, on_wait=told.append):
+            pass
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.4)
+    holder = {"command": "nodekit deploy", "pid": 4242, "user": "op", "host": "h", "since": "t"}
+    os.pwrite(fd, json.dumps(holder).encode(), 0)
+    time.sleep(1.0)
+    os.ftruncate(fd, 0)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    thread.join(10)
+    assert told == ["nodekit deploy (pid 4242, op@h, since t)"]
