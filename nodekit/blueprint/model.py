@@ -177,6 +177,9 @@ class Site(Model):
     """`local`: hosts simulated as containers on this machine; `ssh`: real machines."""
     ssh: Ssh | None = None
     """SSH defaults of every host (target ssh); `compute[].ssh` overrides them."""
+    address_pool: Cidr | None = None
+    """The region's address pool (set in a region overlay): `nodekit new site` allocates
+    a new site's zones from it, free across the fleet."""
 
 
 class Zone(Model):
@@ -208,7 +211,11 @@ class Flow(Model):
 class Uplink(Model):
     type: Literal["vpn", "direct", "none"]
     peer: str | None = None
-    """VPN peer (host name or address); required for type vpn."""
+    """Where the uplink leads: a hub node's name (`metadata.name` of a blueprint in the
+    fleet), or a host name or address (target ssh); required for type vpn."""
+    address: IPv4 | None = None
+    """This node's own address on the WAN (a hub's is where its sites reach it; on the
+    local target it lies in the local WAN, default allocated)."""
 
     @model_validator(mode="after")
     def _peer_for_vpn(self) -> Uplink:
