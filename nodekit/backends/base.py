@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nodekit.errors import UsageError
-from nodekit.run.state import NodeState
+from nodekit.run.state import MakeSecret, NodeState
 
 # Files of a node's state folder that are node state (shared through the
 # backend), relative to the node's folder; the rest is this runner's cache.
@@ -72,9 +72,12 @@ class Backend(ABC):
         """Store the node's shared files from its local folder."""
 
     @abstractmethod
-    def secrets_file(self, state: NodeState, names: tuple[str, ...], run_dir: Path) -> Path:
+    def secrets_file(
+        self, state: NodeState, names: tuple[str, ...], run_dir: Path, make: MakeSecret = None
+    ) -> Path:
         """A 0600 YAML file ``nodekit_secrets: {name: value}`` for Ansible, every named
-        secret present (missing ones generated once, for every runner)."""
+        secret present (missing ones generated once, for every runner: by ``make(name)``
+        when it returns a value, else a random password)."""
 
     def check(self) -> None:
         """Refuse early what would fail every step (a shared backend: a wrong key)."""

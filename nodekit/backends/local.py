@@ -17,7 +17,7 @@ from typing import Any
 from nodekit.backends.base import Backend, RunRecord
 from nodekit.run.lock import node_lock
 from nodekit.run.pulumi_stack import passphrase_for
-from nodekit.run.state import NodeState, state_root
+from nodekit.run.state import MakeSecret, NodeState, state_root
 
 
 class LocalBackend(Backend):
@@ -54,8 +54,10 @@ class LocalBackend(Backend):
     def push(self, state: NodeState) -> None:
         return None
 
-    def secrets_file(self, state: NodeState, names: tuple[str, ...], run_dir: Path) -> Path:
-        return state.ensure_secrets(names)
+    def secrets_file(
+        self, state: NodeState, names: tuple[str, ...], run_dir: Path, make: MakeSecret = None
+    ) -> Path:
+        return state.ensure_secrets(names, make)
 
     def secret_values(self, state: NodeState) -> list[str]:
         values = state.secret_values()

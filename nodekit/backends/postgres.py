@@ -29,7 +29,7 @@ from nodekit.backends.base import Backend, RunRecord, masked, shared_paths
 from nodekit.backends.sealed import Sealer, secrets_key
 from nodekit.errors import BackendError, LockTimeout
 from nodekit.run.lock import NAME_GRACE_S, describe_holder
-from nodekit.run.state import NodeState
+from nodekit.run.state import MakeSecret, NodeState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodekit_meta (key text PRIMARY KEY, value bytea NOT NULL);
@@ -206,17 +206,23 @@ class PostgresBackend(Backend):
         ).fetchall()
         return {str(n): sealer.open(bytes(v), f"{node}/{n}") for n, v in rows}
 
-    def secrets_file(self, state: NodeState, names: tuple[str, ...], run_dir: Path) -> Path:
+    def secrets_file(
+        self, state: NodeState, names: tuple[str, ...], run_dir: Path, make: MakeSecret = None
+    ) -> Path:
         with self._connect() as conn:
             sealer = self._seal(conn)
+            have = set(self._values(conn, state.node)) if make else set()
             for name in names:  # first writer wins: every runner ends with the same value
+                if name in have:
+                    continue
+                value = (make(name) if make else None) or secrets.token_urlsafe(24)
                 conn.execute(
                     "INSERT INTO nodekit_secrets (node, name, sealed) VALUES (%s, %s, %s) "
                     "ON CONFLICT (node, name) DO NOTHING",
                     (
                         state.node,
                         name,
-                        sealer.seal(secrets.token_urlsafe(24), f"{state.node}/{name}"),
+                        sealer.seal(value, f"{state.node}/{name}"),
                     ),
                 )
             values = self._values(conn, state.node)

@@ -17,6 +17,7 @@ from nodekit.errors import PulumiFailed, StageError
 from nodekit.render import RenderResult, load_rendered, render
 from nodekit.render.plan import NodePlan, plan, port_number
 from nodekit.run import stages
+from nodekit.run.fleet_tls import tls_maker
 from nodekit.run.history import Provenance, rollback_target, unpack
 from nodekit.run.operation import (
     STAGES,
@@ -196,7 +197,10 @@ def inspect(
                 hosts = {h: a for h, a in hosts.items() if h in {x.name for x in node.hosts}}
                 result = stages.converge(
                     run, node, rendered=rendered_dir, hosts=hosts,
-                    secrets=run.secrets_file(rendered.secrets), runner=runner, check=True,
+                    secrets=run.secrets_file(
+                        rendered.secrets, tls_maker(run.backend, node, run.result.run_dir)
+                    ),
+                    runner=runner, check=True,
                 )  # fmt: skip
                 out["changed"] = result.total_changed
                 out["detail"] = f"{result.total_changed} tasks would change"

@@ -26,7 +26,7 @@ from nodekit.backends.sealed import secrets_key
 from nodekit.errors import NodekitError, StageError
 from nodekit.run.history import Provenance, pack, record_of
 from nodekit.run.lock import holder_info
-from nodekit.run.state import NodeState
+from nodekit.run.state import MakeSecret, NodeState
 
 STAGES = ("render", "bundle", "preflight", "infrastructure", "configure", "verify", "record")
 
@@ -146,10 +146,10 @@ class Run:
         if self._on_event:
             self._on_event(event)
 
-    def secrets_file(self, names: tuple[str, ...]) -> Path:
+    def secrets_file(self, names: tuple[str, ...], make: MakeSecret = None) -> Path:
         """The node's secrets for Ansible (0600; a shared backend's copy is deleted
-        when the run finishes)."""
-        return self.backend.secrets_file(self.state, names, self.result.run_dir)
+        when the run finishes); ``make`` makes the values of new ones by name."""
+        return self.backend.secrets_file(self.state, names, self.result.run_dir, make)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[dict[str, Any]]:

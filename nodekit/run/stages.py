@@ -23,6 +23,7 @@ from nodekit.render import PLAYBOOKS, RenderResult, render
 from nodekit.render.plan import HostPlan, NodePlan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
 from nodekit.run.bundle import build_bundle
+from nodekit.run.fleet_tls import tls_maker
 from nodekit.run.operation import Run
 from nodekit.run.pulumi_stack import PulumiStack
 from nodekit.run.removal import (
@@ -279,7 +280,9 @@ def configure_stage(
                 f"delivering the site bundle: {error}", node=node.name, stage="configure"
             ) from None
         runner = target.runner(access)
-        secrets = run.secrets_file(rendered.secrets)
+        secrets = run.secrets_file(
+            rendered.secrets, tls_maker(run.backend, node, run.result.run_dir)
+        )
         if node.equipment:
             values = yaml.safe_load(secrets.read_text()).get("nodekit_secrets") or {}
             try:

@@ -26,12 +26,16 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from nodekit.errors import InputError
+
+MakeSecret = Callable[[str], str | None] | None
+"""Makes the value of a new secret by name (None: a random password)."""
 
 
 def state_root() -> Path:
@@ -80,7 +84,7 @@ class NodeState:
             return path
         raise OSError(f"cannot create a run folder under {base.parent}")
 
-    def ensure_secrets(self, names: tuple[str, ...]) -> Path:
+    def ensure_secrets(self, names: tuple[str, ...], make: MakeSecret = None) -> Path:
         """Make sure every named secret has a value; new ones are generated.
 
         The file is created 0600 and only ever grows: values are never
@@ -91,7 +95,7 @@ class NodeState:
         missing = [n for n in names if n not in current]
         if missing or not self.secrets_file.exists():
             for name in missing:
-                current[name] = secrets.token_urlsafe(24)
+                current[name] = (make(name) if make else None) or secrets.token_urlsafe(24)
             tmp = self.secrets_file.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
