@@ -201,7 +201,7 @@ class Flow(Model):
     from_: str = Field(alias="from")
     """Source zone, or `uplink` for traffic arriving through the uplink."""
     to: str
-    """Destination zone."""
+    """Destination zone, or `uplink` for traffic leaving through the uplink."""
     ports: list[PortRange] = Field(min_length=1)
     """Allowed `PORT/PROTO` or `LOW-HIGH/PROTO` (tcp or udp)."""
     purpose: str | None = Field(default=None, min_length=1)

@@ -31,7 +31,13 @@ class MosquittoSettings(Settings):
     users: list[Ident] = []
     """MQTT user names; each password comes from the secret `<software name>/<user>`."""
     bridge_topics: list[str] = []
-    """Topics bridged to the cloud broker through the uplink (e.g. `telemetry/#`)."""
+    """Topics bridged to the uplink's peer (a hub) over TLS on 8883 with the fleet's
+    certificates (e.g. `nodekit/#`: the node's telemetry, topics unchanged)."""
+    bridge_queue: int = Field(default=10000, ge=1, le=10_000_000)
+    """Messages kept for the hub while it is unreachable; once full, newer ones are dropped."""
+    accept_bridges: bool = False
+    """A hub's broker: accept the fleet's site bridges over TLS on 8883 (a certificate of
+    the fleet CA required; a site may publish only under `nodekit/<its node>/`)."""
 
 
 class PostgresqlSettings(Settings):

@@ -19,6 +19,7 @@ from nodekit.blueprint.packages import PACKAGES, MosquittoSettings, PackageSpec,
 from nodekit.blueprint.report import Loc, Report
 from nodekit.blueprint.source import Located, did_you_mean
 from nodekit.blueprint.ssh_rules import check_ssh
+from nodekit.blueprint.uplink_rules import check_uplink
 
 DOCKER_DEFAULT = ipaddress.IPv4Network("172.17.0.0/16")
 NEEDS_HOST = ("printer", "cnc", "camera")
@@ -46,6 +47,7 @@ def check(node: Node, report: Report, skipped: Skipped) -> None:
     _cloud(node, report)
     check_ssh(node, report)
     check_equipment(node, report, skipped)
+    check_uplink(node, report, skipped)
 
 
 def unique_names(root: Located, report: Report, lists: Iterable[tuple[str, ...]]) -> None:
@@ -189,9 +191,12 @@ def _bridge_room(node: Node, report: Report, used: set[str]) -> None:
 
 def _hosts(node: Node, report: Report) -> None:
     target = node.site.target
+    uplink = node.network.uplink
+    outward = uplink is not None and uplink.type in ("vpn", "direct")
     for i, host in enumerate(node.compute):
         zones = node.addresses_of(host)
-        if host.role == "gateway" and len(zones) < 2:
+        # (a gateway in one zone routes between it and the uplink: a hub's)
+        if host.role == "gateway" and len(zones) < 2 and not outward:
             report.warning(
                 ("compute", i, "role"),
                 f"a gateway routes between zones, but '{host.name}' has an address in "
@@ -320,7 +325,9 @@ def _settings(
         if any(isinstance(mark, ZoneRef) for mark in info.metadata):
             for j, zone in enumerate(getattr(settings, name)):
                 _reference(report, (*loc, name, j), "zone", zone, zones, skipped=skipped.zones)
-    quiet = isinstance(settings, MosquittoSettings) and (settings.users or settings.allow_anonymous)
+    quiet = isinstance(settings, MosquittoSettings) and (
+        settings.users or settings.allow_anonymous or settings.accept_bridges
+    )
     if isinstance(settings, MosquittoSettings) and not quiet and not _own_users(node, item):
         report.warning(
             (*loc, "users"),
@@ -334,7 +341,8 @@ def _settings(
         report.error(
             (*loc, "bridge_topics"),
             f"MQTT bridging goes to the uplink's peer, but network.uplink {have}: "
-            "set network.uplink (type vpn or direct, with the peer's broker address) "
+            "set network.uplink (type vpn or direct, with the peer: the hub's node name "
+            "or address) "
             "or remove bridge_topics",
         )
 
@@ -379,18 +387,25 @@ def _flows(node: Node, report: Report, skipped: Skipped) -> None:
         source = flow.from_ == "uplink" or _reference(
             report, (*loc, "from"), "zone", flow.from_, zones, skipped=skipped.zones
         )
-        target = _reference(report, (*loc, "to"), "zone", flow.to, zones, skipped=skipped.zones)
-        if flow.from_ == "uplink" and (uplink is None or uplink.type == "none"):
-            report.warning((*loc, "from"), "traffic from the uplink, but the network has no uplink")
+        target = flow.to == "uplink" or _reference(
+            report, (*loc, "to"), "zone", flow.to, zones, skipped=skipped.zones
+        )
+        for end, key in ((flow.from_, "from"), (flow.to, "to")):
+            if end == "uplink" and (uplink is None or uplink.type == "none"):
+                report.warning((*loc, key), "traffic through the uplink, but the network has none")
         if not (source and target):
             continue
         if flow.from_ == flow.to:
+            if flow.to == "uplink":
+                report.error(loc, "a flow goes from a zone to the uplink or back, not both")
+                continue
             report.warning(loc, f"traffic within zone '{flow.to}' is always allowed: no effect")
-        elif flow.from_ == "uplink":
-            if not any(flow.to in own for own in gateways):
+        elif "uplink" in (flow.from_, flow.to):
+            zone = flow.to if flow.from_ == "uplink" else flow.from_
+            if not any(zone in own for own in gateways):
                 report.warning(
                     loc,
-                    f"no gateway has an address in '{flow.to}' to carry this flow "
+                    f"no gateway has an address in '{zone}' to carry this flow "
                     "(the site's own firewall may)",
                 )
         elif not any({flow.from_, flow.to} <= own for own in gateways):

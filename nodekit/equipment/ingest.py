@@ -42,6 +42,8 @@ SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS telemetry ("
     "time timestamptz NOT NULL, node text NOT NULL, equipment text NOT NULL, "
     "metric text NOT NULL, value double precision, text text)",
+    # when the row was written: `received - time` is the way from the machine here
+    "ALTER TABLE telemetry ADD COLUMN IF NOT EXISTS received timestamptz DEFAULT clock_timestamp()",
     "CREATE INDEX IF NOT EXISTS telemetry_time_idx ON telemetry (time)",
     "CREATE INDEX IF NOT EXISTS telemetry_equipment_time_idx ON telemetry (equipment, time)",
     "CREATE TABLE IF NOT EXISTS alarms ("

@@ -152,18 +152,20 @@ def plaintext_across_boundary(data: Data, limits: Limits) -> Iterator[Hit]:
 
 
 def bridge_plaintext(data: Data, limits: Limits) -> Iterator[Hit]:
-    uplink = data["network"].get("uplink") or {}
-    if uplink.get("type") in (None, "none"):
-        return
-    for item in data.get("software") or []:
-        if item["package"] == "mosquitto" and (item.get("settings") or {}).get("bridge_topics"):
-            host = next(c for c in data.get("compute") or [] if c["name"] == item["host"])
-            yield Hit(
-                f"software[{item['name']}].settings.bridge_topics",
-                f"broker {item['name']} bridges topics to {uplink.get('peer')} over the uplink "
-                "in plaintext MQTT (1883, no TLS): waive with a reason until TLS bridges exist",
-                host["zone"],
-            )
+    # nodekit's bridges are TLS (8883); a conduit through the uplink that opens
+    # plaintext MQTT (1883) is someone else's, in the clear on an untrusted network.
+    for index, flow in enumerate(data["network"].get("flows") or []):
+        if UPLINK not in (flow["from"], flow["to"]):
+            continue
+        for spec in flow["ports"]:
+            low, _, high = spec.split("/", 1)[0].partition("-")
+            if spec.endswith("/tcp") and int(low) <= 1883 <= int(high or low):
+                yield Hit(
+                    f"network.flows[{index}].ports",
+                    f"conduit {flow['from']} -> {flow['to']} carries plaintext MQTT (1883/tcp) "
+                    "over the uplink: bridge over TLS on 8883 (nodekit's bridges do)",
+                    flow["to"] if flow["to"] != UPLINK else flow["from"],
+                )
 
 
 def _management(data: Data, host: Data) -> list[str]:
@@ -295,7 +297,7 @@ RULES: tuple[Rule, ...] = (
          "Use the protocol's TLS port, or waive with a reason and expiry.",
          plaintext_across_boundary),
     Rule("bridge-plaintext", "error", "SR 1.13",
-         "No plaintext MQTT bridge over the uplink (an untrusted network)",
+         "No plaintext MQTT over the uplink (an untrusted network)",
          "Bridge over TLS, or waive with a reason and expiry.", bridge_plaintext),
     Rule("ssh-from-management", "error", "SR 1.13", "SSH only from the management sources",
          "Remove the SSH port from the conduit, or add its zone to ssh.allow_from.",

@@ -102,6 +102,7 @@ def _network_state(net: Any) -> dict[str, Any]:
         "name": attrs["Name"],
         "subnet": pools[0].get("Subnet", ""),
         "gateway": pools[0].get("Gateway", ""),
+        "ip_range": pools[0].get("IPRange", ""),
         "internal": bool(attrs.get("Internal")),
         "labels": dict(attrs.get("Labels") or {}),
         "network_id": attrs["Id"],
@@ -112,12 +113,15 @@ def _network_state(net: Any) -> dict[str, Any]:
 class NetworkProvider(ResourceProvider):
     """An internal bridge network with a fixed subnet (one per zone)."""
 
-    REPLACE_KEYS = ("name", "subnet", "gateway", "internal", "labels")
+    REPLACE_KEYS = ("name", "subnet", "gateway", "internal", "labels", "ip_range")
     serialize_as_secret_always = False  # it captures no secret
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = _client()
-        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=props["subnet"], gateway=props["gateway"])])
+        pool = IPAMPool(
+            subnet=props["subnet"], gateway=props["gateway"], iprange=props.get("ip_range") or None
+        )
+        ipam = IPAMConfig(pool_configs=[pool])
         try:
             net = client.networks.create(
                 props["name"],
@@ -148,7 +152,8 @@ class NetworkProvider(ResourceProvider):
         return ReadResult(id_, {**props, **state})
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in self.REPLACE_KEYS if olds.get(k) != news.get(k)]
+        # (a key absent from an older state is its empty value: no change)
+        changed = [k for k in self.REPLACE_KEYS if (olds.get(k) or "") != (news.get(k) or "")]
         rebridge = olds.get("bridged") is False  # the host rule vanished (a reboot)
         return DiffResult(
             changes=bool(changed) or rebridge, replaces=changed, delete_before_replace=True
@@ -180,6 +185,7 @@ class Network(Resource, module="nodekit", name="Network"):
         subnet: Input[str],
         gateway: Input[str],
         internal: bool = True,
+        ip_range: str = "",
         labels: dict[str, str] | None = None,
         opts: ResourceOptions | None = None,
     ) -> None:
@@ -191,6 +197,7 @@ class Network(Resource, module="nodekit", name="Network"):
                 "subnet": subnet,
                 "gateway": gateway,
                 "internal": internal,
+                "ip_range": ip_range,
                 "labels": labels or {},
                 "network_id": None,
                 "bridged": True,
@@ -276,7 +283,7 @@ class ContainerProvider(ResourceProvider):
                 labels={**props.get("labels", {}), MANAGED_LABEL: "true"},
                 network=first["network"],
                 networking_config={
-                    first["network"]: EndpointConfig("1.41", ipv4_address=first["address"])
+                    first["network"]: EndpointConfig("1.41", ipv4_address=first["address"] or None)
                 },
             )
         except APIError as error:
@@ -284,7 +291,8 @@ class ContainerProvider(ResourceProvider):
         try:
             for extra in networks[1:]:
                 client.networks.get(extra["network"]).connect(
-                    container, ipv4_address=extra["address"]
+                    container,
+                    ipv4_address=extra["address"] or None,  # "": the engine picks
                 )
             if props.get("running", True):
                 _boot(container)
@@ -334,7 +342,7 @@ class ContainerProvider(ResourceProvider):
                 client.networks.get(name).disconnect(container, force=True)
         for name, address in wanted.items():
             if current.get(name) != address:
-                client.networks.get(name).connect(container, ipv4_address=address)
+                client.networks.get(name).connect(container, ipv4_address=address or None)
         container.reload()
         running = bool(container.attrs["State"]["Running"])
         if news.get("running", True) and not running:

@@ -15,6 +15,7 @@ import pulumi
 from nodekit.pulumi.docker_provider import NODE_LABEL, Container, Network
 from nodekit.pulumi.twin_provider import TWIN_DIR, Twin
 from nodekit.render.plan import BUNDLE_MOUNT, EquipmentPlan, NodePlan, plan
+from nodekit.render.uplink import WAN_NETWORK, uplink_gateway
 
 
 class LocalNode(pulumi.ComponentResource):
@@ -45,7 +46,13 @@ class LocalNode(pulumi.ComponentResource):
             for zone in node.zones
         }
         self.containers: dict[str, Container] = {}
+        wan_gateway = uplink_gateway(node)
         for host in node.hosts:
+            wan: list[dict[str, Any]] = (
+                [{"network": WAN_NETWORK, "address": str(node.uplink.get("address") or "")}]
+                if host is wan_gateway
+                else []
+            )  # the WAN stack made it; the engine picks an address unless one is named
             self.containers[host.name] = Container(
                 f"{node.name}-{host.name}",
                 name=host.container,
@@ -54,7 +61,8 @@ class LocalNode(pulumi.ComponentResource):
                 networks=[
                     {"network": self.networks[zone].name, "address": address}
                     for zone, address in host.addresses.items()
-                ],
+                ]
+                + wan,
                 memory_mb=host.memory_mb or None,
                 cpus=host.cpus or None,
                 # A gateway forwards between its zones; the container is created

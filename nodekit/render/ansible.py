@@ -19,6 +19,13 @@ from nodekit.render.plan import (
     port_number,
     secret_ref,
 )
+from nodekit.render.uplink import (
+    BRIDGE_PORT_SPEC,
+    accepts,
+    forwards,
+    mosquitto_tls,
+    wan_routes,
+)
 
 APT_SOURCE = f"deb [trusted=yes] file:{BUNDLE_MOUNT} ./"
 
@@ -75,7 +82,6 @@ def connection_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
 def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
     settings = service.settings
     result: dict[str, Any] = {
-        "mosquitto_listeners": [{"port": port_number(p)} for p in service.ports],
         "mosquitto_allow_anonymous": bool(settings.get("allow_anonymous", False)),
         "mosquitto_users": [
             {"name": user, "password": secret_ref(f"{service.name}/{user}")}
@@ -85,10 +91,15 @@ def _mosquitto(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str
             {"name": user, "password": secret_ref(secret)} for user, secret in service.extra_users
         ],
     }
-    peer = node.uplink.get("peer")
-    topics = settings.get("bridge_topics") or []
-    if node.uplink.get("type") in ("vpn", "direct") and peer and topics:
-        result["mosquitto_bridge"] = {"address": peer, "port": 1883, "topics": list(topics)}
+    result["mosquitto_listeners"] = [
+        {"port": port_number(p)} for p in service.ports if p != BRIDGE_PORT_SPEC
+    ]
+    result.update(mosquitto_tls(node, service))
+    if accepts(settings):  # a hub: sites publish only under their own node
+        result["mosquitto_acl"] = {
+            "users": sorted(u["name"] for u in result["mosquitto_users"]),
+            "anonymous": result["mosquitto_allow_anonymous"],
+        }
     return result
 
 
@@ -179,6 +190,10 @@ def _edge_collector(node: NodePlan, host: HostPlan, service: ServicePlan) -> dic
     }
 
 
+def _hub(node: NodePlan) -> bool:
+    return any(s.package == "mosquitto" and accepts(s.settings) for s in node.services)
+
+
 def _telemetry_ingest(node: NodePlan, host: HostPlan, service: ServicePlan) -> dict[str, Any]:
     settings = service.settings
     database = str(settings.get("database") or "historian")
@@ -190,7 +205,8 @@ def _telemetry_ingest(node: NodePlan, host: HostPlan, service: ServicePlan) -> d
         "telemetry_ingest_config": {
             "node": node.name,
             "broker": broker,
-            "topics": [f"nodekit/{node.name}/#"],
+            # a hub's ingest stores what every site bridges to it
+            "topics": ["nodekit/#" if _hub(node) else f"nodekit/{node.name}/#"],
             "database": {
                 "conninfo": f"dbname={database} user=nodekit_ingest host=/var/run/postgresql "
                 f"port={port_number(postgres.ports[0])}"
@@ -230,7 +246,9 @@ def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
         "nodekit_ssh_allow_from": list(host.ssh_allow_from),
         "nodekit_host_addresses": dict(host.addresses),
         "nodekit_is_gateway": host.is_gateway,
-        "nodekit_routes": [{"cidr": cidr, "via": via} for cidr, via in host.routes],
+        "nodekit_routes": [{"cidr": cidr, "via": via} for cidr, via in host.routes]
+        + wan_routes(node, host),
+        "nodekit_uplink_forwards": forwards(node, host),
     }
     if host.equipment_agent:
         result.update(equipment_vars(node, host))

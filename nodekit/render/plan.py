@@ -185,6 +185,8 @@ def _host_addresses(item: dict[str, Any]) -> dict[str, str]:
 
 def plan(data: dict[str, Any]) -> NodePlan:
     """Derive the node plan from a merged, validated blueprint's data."""
+    from nodekit.render.uplink import broker_ports, tls_secrets
+
     node = data["metadata"]["name"]
     network = data["network"]
     compute = data.get("compute") or []
@@ -207,10 +209,14 @@ def plan(data: dict[str, Any]) -> NodePlan:
     services: dict[str, list[ServicePlan]] = {c["name"]: [] for c in compute}
     secrets: list[str] = equipment_secrets(data)
     extra_users = broker_users(data)
+    uplink = dict(network.get("uplink") or {})
     for item in data.get("software") or []:
         spec = PACKAGES[item["package"]]
-        ports = tuple(item.get("ports") or spec.default_ports)
         settings = dict(item.get("settings") or {})
+        ports = tuple(item.get("ports") or spec.default_ports)
+        if item["package"] == "mosquitto":  # a hub's broker, a bridging site's
+            ports = broker_ports(ports, settings)
+            secrets += tls_secrets(item["name"], uplink, settings)
         own_users = tuple(extra_users.get(item["name"], ()))
         secrets += [secret for _, secret in own_users]
         agent = item["package"] in ("edge-collector", "telemetry-ingest")
@@ -305,7 +311,7 @@ def plan(data: dict[str, Any]) -> NodePlan:
         zones=zones,
         hosts=tuple(hosts),
         flows=tuple(network.get("flows") or []),
-        uplink=dict(network.get("uplink") or {}),
+        uplink=uplink,
         checks=tuple(data.get("checks") or []),
         cloud=data.get("cloud"),
         domain=network.get("domain") or "",

@@ -179,6 +179,9 @@ def infrastructure_stage(run: Run, node: NodePlan, rendered: Path) -> dict[str, 
     """Pulumi up (refreshing first); the hosts output: name -> how to reach it."""
     with run.stage("infrastructure") as out:
         try:
+            target_for(node).prepare_infrastructure(
+                run.backend, lambda line: run.emit("infrastructure", "info", line)
+            )
             up = stack(node, run, rendered).up(
                 on_output=lambda line: run.emit("infrastructure", "info", line), refresh=True
             )

@@ -96,6 +96,10 @@ class Target:
         return {h.name: h.connect_address for h in self.node.hosts}
 
     # Run: stages call these, in this order.
+    def prepare_infrastructure(self, backend: Any, on_line: LineFn) -> None:
+        """What must exist before the node's own stack (the local WAN)."""
+        return
+
     def preflight(self, access: RunAccess) -> list[PreflightProblem]:
         """Every problem that must stop the run before any host is changed."""
         return []

@@ -12,7 +12,7 @@ import os
 from typing import Any, ClassVar
 
 from nodekit.render.plan import HostPlan
-from nodekit.targets.base import PreflightProblem, RunAccess, Target
+from nodekit.targets.base import PreflightProblem, RunAccess, Runner, Target
 
 
 class LocalTarget(Target):
@@ -34,7 +34,14 @@ class LocalTarget(Target):
     def role_vars(self) -> dict[str, Any]:
         # Containers never get the right to set this machine's clock, and are
         # created with their sysctls set: the roles must not try either.
-        return {"nodekit_chrony_clock_control": False, "nodekit_manage_ip_forward": False}
+        # Gateways meet on the WAN nodekit makes: what leaves takes the gateway's address.
+        from nodekit.render.uplink import active
+
+        return {
+            "nodekit_chrony_clock_control": False,
+            "nodekit_manage_ip_forward": False,
+            "nodekit_uplink_nat": active(self.node.uplink),
+        }
 
     def stack_config(self) -> dict[str, str]:
         from nodekit.render import cached_image_ref
@@ -49,6 +56,23 @@ class LocalTarget(Target):
         # the run (nodekit deploy sets it), never from a rendered file.
         bundle = config.get("bundle") or os.environ.get("NODEKIT_BUNDLE") or None
         return LocalNode(self.node, image=config.require("image"), bundle=bundle).hosts
+
+    def prepare_infrastructure(self, backend: Any, on_line: Any) -> None:
+        from nodekit.render.uplink import uplink_gateway
+        from nodekit.targets.wan import ensure_wan
+
+        if uplink_gateway(self.node) is not None:
+            ensure_wan(backend, on_line)
+
+    def runner(self, access: RunAccess) -> Runner:
+        # A peer node deployed on this machine is reached by name on the WAN.
+        from nodekit.render.uplink import active
+        from nodekit.targets.wan import peer_addresses
+
+        peer = str(self.node.uplink.get("peer") or "")
+        if not (active(self.node.uplink) and peer) or "." in peer:
+            return Runner()
+        return Runner(extra_vars={"nodekit_uplink_hosts": peer_addresses(peer)})
 
     def equip(self, secrets: dict[str, str]) -> int:
         from nodekit.targets.twins import push_secrets

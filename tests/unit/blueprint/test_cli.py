@@ -79,6 +79,7 @@ def test_validate_the_examples(repo_root: Path, capsys: pytest.CaptureFixture[st
     code, out, err = run(capsys, "validate", str(repo_root / "blueprints"))
     assert code == 0, err
     assert [line.split()[1] for line in out.splitlines()] == [
+        "eu-west-hub",
         "austin-additive-01",
         "bremen-additive-01",
         "lyon-additive-01",

@@ -17,7 +17,13 @@ def test_load_returns_the_merged_data_with_defaults_applied(ws: Workspace) -> No
     assert isinstance(blueprint, Blueprint)
     broker, db = blueprint.data["software"]
     assert broker["ports"] == ["1883/tcp"]  # the package's default ports
-    assert broker["settings"] == {"allow_anonymous": False, "users": ["edge"], "bridge_topics": []}
+    assert broker["settings"] == {
+        "allow_anonymous": False,
+        "users": ["edge"],
+        "bridge_topics": [],
+        "bridge_queue": 10000,
+        "accept_bridges": False,
+    }
     assert db["settings"] == {"databases": [], "users": [], "allowed_zones": []}
     assert blueprint.data["compute"][0]["os"] == "debian-12"
     assert blueprint.data["network"]["flows"][0] == {

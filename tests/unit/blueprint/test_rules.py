@@ -156,7 +156,8 @@ def test_bridging_needs_an_uplink_with_a_peer(ws: Workspace) -> None:
         f"node.yaml:{at(text, 'bridge_topics: [', value=True)}: error: "
         "software[broker].settings.bridge_topics: MQTT bridging goes to the uplink's peer, "
         "but network.uplink is not set: set "
-        "network.uplink (type vpn or direct, with the peer's broker address) or remove "
+        "network.uplink (type vpn or direct, with the peer: the hub's node name or address) "
+        "or remove "
         "bridge_topics"
     ]
 

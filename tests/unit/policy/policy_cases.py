@@ -51,7 +51,7 @@ software:
 
 BROKER = "    host: hist-01\n    ports: [8883/tcp]\n"
 # Rules a case cannot break alone: traffic from the uplink into OT also skips levels.
-ALSO = {"uplink-into-ot": {"purdue-skip"}}
+ALSO = {"uplink-into-ot": {"purdue-skip"}, "bridge-plaintext": {"purdue-skip"}}
 # case name -> (text replaced, replacement); each breaks the rule it is named after
 CASES: dict[str, tuple[str, str]] = {
     "clean": ("", ""),
@@ -68,7 +68,11 @@ CASES: dict[str, tuple[str, str]] = {
     ),
     "plaintext-across-boundary": ("ports: [8883/tcp]\n      purpose: telemetry",
                                   "ports: [1883/tcp]\n      purpose: telemetry"),
-    "bridge-plaintext": (BROKER, BROKER + "    settings: {bridge_topics: [nodekit/#]}\n"),
+    "bridge-plaintext": (
+        "      purpose: bridge to the DMZ relay\n",
+        "      purpose: bridge to the DMZ relay\n"
+        "    - {from: dmz, to: uplink, ports: [1883/tcp], purpose: legacy bridge}\n",
+    ),
     "ssh-from-management": ("ports: [9100/tcp]", "ports: [9100/tcp, 22/tcp]"),
     "port-range-wide": ("ports: [9100/tcp]", "ports: [9100-9300/tcp]"),
     "equipment-exposed": ("ports: [9100/tcp]", "ports: [9100/tcp, 4840/tcp]"),

@@ -38,6 +38,8 @@ def _settings(draw: st.DrawFn, package: str, zones: list[str], uplink: bool) -> 
             settings["allow_anonymous"] = draw(st.booleans())
         if uplink and draw(st.booleans()):
             settings["bridge_topics"] = draw(st.lists(st.sampled_from(TOPICS), unique=True))
+        if uplink and draw(st.booleans()):
+            settings["accept_bridges"] = True  # a hub's broker
     elif package == "postgresql":
         for key in ("databases", "users"):
             if draw(st.booleans()):
@@ -96,6 +98,11 @@ def blueprints(draw: st.DrawFn) -> dict[str, Any]:
             host["ssh"] = {"user": "ops", "port": draw(st.sampled_from([22, 2222]))}
         compute.append(host)
     hosts = [c["name"] for c in compute]
+    gateway = any(c["role"] == "gateway" for c in compute)
+    if can_bridge and target == "local" and not gateway:
+        # on the local target an uplink meets the WAN through a gateway
+        network["uplink"] = {"type": "none"}
+        can_bridge = False
 
     software: list[dict[str, Any]] = []
     for package in sorted(set(PACKAGES) - set(AGENTS)):
@@ -147,6 +154,14 @@ def blueprints(draw: st.DrawFn) -> dict[str, Any]:
                     )
                 )
                 flows.append({"from": source, "to": dest, "ports": ports})
+    # A broker's bridge leaves through an uplink flow, a hub's comes in through one.
+    for item in software:
+        settings = item.get("settings") or {}
+        zone = next(c["zone"] for c in compute if c["name"] == item["host"])
+        if settings.get("bridge_topics"):
+            flows.append({"from": zone, "to": "uplink", "ports": ["8883/tcp"]})
+        if settings.get("accept_bridges"):
+            flows.append({"from": "uplink", "to": zone, "ports": ["8883/tcp"]})
     if flows:
         network["flows"] = flows
 

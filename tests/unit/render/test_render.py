@@ -62,7 +62,7 @@ def test_manifest_lists_sources_and_digests_of_every_file(tmp_path: Path) -> Non
         assert hashlib.sha256((tmp_path / rel).read_bytes()).hexdigest() == digest
     assert manifest["secrets"] == [
         "broker/collector", "broker/edge", "broker/historian", "broker/ingest",
-        "historian-db/historian",
+        "historian-db/historian", "tls/broker", "tls/fleet-ca",
     ]  # fmt: skip
 
 
@@ -157,7 +157,10 @@ def test_rendered_inventory_lists_hosts_and_groups(rendered: Path) -> None:
     assert sorted(inventory["zone_ot"]["hosts"]) == ["edge-01", "gw-01"]
     hostvars = inventory["_meta"]["hostvars"]
     assert hostvars["edge-01"]["ansible_host"] == "nk-lyon-additive-01-edge-01"
-    assert hostvars["edge-01"]["nodekit_routes"] == [{"cidr": "10.41.2.0/24", "via": "10.41.1.1"}]
+    assert hostvars["edge-01"]["nodekit_routes"] == [
+        {"cidr": "10.41.2.0/24", "via": "10.41.1.1"},
+        {"cidr": "100.64.0.0/24", "via": "10.41.1.1"},  # the local WAN, through the gateway
+    ]
     assert hostvars["gw-01"]["nodekit_timezone"] == "Europe/Paris"
 
 

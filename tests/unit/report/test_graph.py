@@ -41,7 +41,7 @@ def test_svg_shows_every_zone_host_machine_and_conduit(
     for name in names:
         assert name in texts, name
     assert "SL-T 2 · Purdue 3" in texts and "1883/tcp" in texts and "9100/tcp" in texts
-    assert "vpn.eu-west.example.internal" in texts  # the uplink and its peer
+    assert "eu-west-hub" in texts  # the uplink and its peer (the hub)
     assert "graph:" in capsys.readouterr().err
 
 
