@@ -125,6 +125,24 @@ def validate(paths: Sequence[str | Path]) -> Validation:
     return Validation(tuple(blueprints), tuple(sorted(set(diagnostics))))
 
 
+def composed(paths: Sequence[str | Path]) -> list[tuple[Path, Any]]:
+    """The merged plain document of each Node file below ``paths``, valid or not,
+    without validating it: for scans that must see every name and network of a
+    fleet (``nodekit new site``). Files that cannot be composed are left out."""
+    files = Files()
+    found: list[tuple[Path, Any]] = []
+    for path in _expand(paths, files, []):
+        if files.get(path).kind != "Node":
+            continue
+        try:
+            root = compose(files, path, Diagnostics()).root
+        except RecursionError:
+            continue
+        if root is not None:
+            found.append((path, root.plain()))
+    return found
+
+
 def _node_name(files: Files, path: Path) -> str | None:
     """The ``metadata.name`` a Node file gives itself, even when it does not validate."""
     body = files.get(path).body
