@@ -324,13 +324,18 @@ def _equipment(
 
 
 def _header(name: str, base: Path, overlay: Path, pool: Network, folder: Path) -> list[str]:
-    command = f"nodekit new site {name} --extends {display(base)} --overlay {display(overlay)}"
     about = (
         f"Its zones come from the region's pool {pool}, free across the fleet in "
         f"{display(folder)}; its hosts, gateway interfaces and equipment got addresses "
         "in them. Edit it like any blueprint."
     )
-    return [f"Site {name}, made by:", f"  {command}", *textwrap.wrap(about, width=76)]
+    return [
+        f"Site {name}, made by:",
+        f"  nodekit new site {name} \\",
+        f"    --extends {display(base)} \\",
+        f"    --overlay {display(overlay)}",
+        *textwrap.wrap(about, width=76),
+    ]
 
 
 def _schema(folder: Path, target: Path) -> str | None:

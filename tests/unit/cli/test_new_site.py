@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from yamllint import linter
+from yamllint.config import YamlLintConfig
 
 from nodekit.blueprint import load, validate
 from nodekit.blueprint.newsite import allocate
@@ -76,10 +78,13 @@ def test_writes_a_site_that_validates_with_the_fleet(
     assert text.startswith(
         "# yaml-language-server: $schema=../nodekit-blueprint-v1.schema.json\n#\n"
         "# Site lisbon-additive-01, made by:\n"
-        "#   nodekit new site lisbon-additive-01 --extends blueprints/bases/additive-cell.yaml"
-        " --overlay blueprints/overlays/eu-west.yaml\n"
+        "#   nodekit new site lisbon-additive-01 \\\n"
+        "#     --extends blueprints/bases/additive-cell.yaml \\\n"
+        "#     --overlay blueprints/overlays/eu-west.yaml\n"
     )
     assert "  - ../bases/additive-cell.yaml\n  - ../overlays/eu-west.yaml\n" in text
+    lint = YamlLintConfig(file=str(REPO / ".yamllint"))
+    assert [str(problem) for problem in linter.run(text, lint)] == []  # as `make lint` wants
     result = validate([fleet])
     assert result.diagnostics == ()
     site = load(written).node
