@@ -76,6 +76,12 @@ class Files:
         return self.cache[path]
 
 
+def draft(path: Path, text: str) -> SourceFile:
+    """A blueprint that is not on disk (yet), as if read from ``path``: seed
+    ``Files.cache`` with it to compose a file before writing it."""
+    return _split(path, display(path), text.encode())
+
+
 # Bases read by earlier runs in this process, keyed by path and the name
 # messages use, kept only while the file's bytes are the same.
 _BASES: dict[tuple[Path, str], tuple[bytes, SourceFile]] = {}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from nodekit.blueprint.check import check_document, finalize
 from nodekit.blueprint.compose import Files, absolute, compose, display
+from nodekit.blueprint.fleet import fleet_diagnostics, node_diagnostics
 from nodekit.blueprint.model import Node
 from nodekit.blueprint.source import Diagnostics, Origin, origins, paths, walk
 from nodekit.errors import BlueprintError, Diagnostic
@@ -112,28 +113,42 @@ def validate(paths: Sequence[str | Path]) -> Validation:
     files = Files()
     diagnostics: list[Diagnostic] = []
     blueprints: list[Blueprint] = []
-    for path in _expand(paths, files, diagnostics):
+    loaded = list(_expand(paths, files, diagnostics))
+    for path in loaded:
         blueprint, found = _load_one(files, path)
         diagnostics.extend(found)
         if blueprint is not None:
             blueprints.append(blueprint)
-    first: dict[str, Blueprint] = {}
-    for blueprint in blueprints:
-        other = first.setdefault(blueprint.name, blueprint)
-        if other is not blueprint:
-            where = blueprint.origin("metadata.name") or Origin(display(blueprint.file), 1, 1)
-            diagnostics.append(
-                Diagnostic(
-                    where.file,
-                    where.line,
-                    where.column,
-                    "error",
-                    f"metadata.name: node name '{blueprint.name}' is also used by "
-                    f"{display(other.file)}",
-                    "metadata.name",
-                )
-            )
+    valid = {blueprint.file for blueprint in blueprints}
+    failed = [_node_name(files, path) for path in loaded if path not in valid]
+    diagnostics.extend(fleet_diagnostics(blueprints, other_names=[name for name in failed if name]))
     return Validation(tuple(blueprints), tuple(sorted(set(diagnostics))))
+
+
+def composed(paths: Sequence[str | Path]) -> list[tuple[Path, Any]]:
+    """The merged plain document of each Node file below ``paths``, valid or not,
+    without validating it: for scans that must see every name and network of a
+    fleet (``nodekit new site``). Files that cannot be composed are left out."""
+    files = Files()
+    found: list[tuple[Path, Any]] = []
+    for path in _expand(paths, files, []):
+        if files.get(path).kind != "Node":
+            continue
+        try:
+            root = compose(files, path, Diagnostics()).root
+        except RecursionError:
+            continue
+        if root is not None:
+            found.append((path, root.plain()))
+    return found
+
+
+def _node_name(files: Files, path: Path) -> str | None:
+    """The ``metadata.name`` a Node file gives itself, even when it does not validate."""
+    body = files.get(path).body
+    metadata = body.mapping.get("metadata") if body and body.mapping is not None else None
+    name = metadata.mapping.get("name") if metadata and metadata.mapping is not None else None
+    return name.value if name is not None and isinstance(name.value, str) else None
 
 
 def _missing(path: Path) -> Diagnostic:
@@ -208,6 +223,9 @@ def _load_one(files: Files, path: Path) -> tuple[Blueprint | None, list[Diagnost
     if node is None or root is None or diagnostics.failed:
         return None, diagnostics.items
     final, data = finalize(node)
+    blueprint = Blueprint(final, data, tuple(composition.sources), (), origins(root))
+    diagnostics.items.extend(node_diagnostics(blueprint))
+    if diagnostics.failed:
+        return None, diagnostics.items
     warnings = tuple(sorted({d for d in diagnostics.items if d.severity == "warning"}))
-    blueprint = Blueprint(final, data, tuple(composition.sources), warnings, origins(root))
-    return blueprint, diagnostics.items
+    return replace(blueprint, warnings=warnings), diagnostics.items

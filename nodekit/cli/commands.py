@@ -6,6 +6,7 @@ from nodekit.cli import (  # noqa: F401
     blueprints,
     doctor,
     equipment,
+    fleet,
     gitops,
     policy,
     render,

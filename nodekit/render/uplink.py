@@ -19,7 +19,8 @@ from nodekit.render.plan import HostPlan, NodePlan, ServicePlan, port_number, po
 
 BRIDGE_PORT = 8883
 BRIDGE_PORT_SPEC = f"{BRIDGE_PORT}/tcp"
-LOCAL_WAN = "100.64.0.0/24"  # the local target's WAN (DECISIONS: a /24 in 100.64.0.0/10)
+from nodekit.blueprint.fleet import LOCAL_WAN  # the local target's WAN (a /24 in 100.64.0.0/10)
+
 WAN_NETWORK = "nodekit-wan"
 WAN_STACK = "wan"
 CA_CERT_SECRET = "tls/fleet-ca"

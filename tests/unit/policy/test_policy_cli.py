@@ -125,7 +125,9 @@ def test_sarif_validates_against_the_schema(site: Path, capsys: pytest.CaptureFi
     _policy(site, "waivers:\n  - rule: plaintext-across-boundary\n"
                   "    reason: until TLS\n    expires: 2999-01-01\n")  # fmt: skip
     (site / "more.yaml").write_text(
-        CLEAN.replace("name: cell", "name: cell-2").replace(*CASES["conduit-purpose"])
+        CLEAN.replace("name: cell", "name: cell-2")
+        .replace("10.50.", "10.51.")  # both uplink to one hub: their zones must differ
+        .replace(*CASES["conduit-purpose"])
     )
     code, out, _ = _run([str(site), "--format", "sarif"], capsys)
     assert code == 1  # cell-2 has a conduit without purpose
