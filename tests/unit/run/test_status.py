@@ -8,8 +8,11 @@ function here; the real end-to-end check (a deployed hub answering through
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,10 +59,13 @@ equipment:
 
 
 def write_node(path: Path, name: str, n: int, peer: str | None) -> Path:
-    """A Node of the additive cell; ``peer`` its uplink peer (a hub's name)."""
+    """A Node of the additive cell; ``peer`` its uplink peer (a hub's name); the
+    hub and its sites are labelled region: eu-west."""
     uplink = f"  uplink: {{type: vpn, peer: {peer}}}\n" if peer else ""
+    region = "eu-west" if peer is None or "hub" in peer else "elsewhere"
     text = (
-        f"apiVersion: nodekit/v1\nkind: Node\nmetadata: {{name: {name}}}\n"
+        "apiVersion: nodekit/v1\nkind: Node\n"
+        f"metadata: {{name: {name}, labels: {{region: {region}}}}}\n"
         f"extends: [{BLUEPRINTS / 'bases' / 'additive-cell.yaml'}]\n"
         "site: {region: eu-west, timezone: Europe/Paris}\n"
         + PLACES.format(n=n).replace("network:\n", "network:\n" + uplink, 1)
@@ -273,3 +279,66 @@ def test_query_failures_become_answers_with_a_reason() -> None:
     assert query_ingest(target, host, "h", NEWEST_SQL, shell=hangs).problem == (
         "unreachable (no answer in 20 s)"
     )
+
+
+# -- the command ------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch) -> FakeHub:
+    """The command, with the hub's database answering from a FakeHub."""
+    import functools
+
+    hub = FakeHub({})
+    monkeypatch.setattr("nodekit.cli.status.node_status", functools.partial(node_status, query=hub))
+    return hub
+
+
+def test_the_command_prints_a_table(
+    fleet: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nodekit.cli.main import main
+
+    record("eu-west-hub", "deploy", verify=True)
+    run = record("lyon", "deploy", verify=True)
+    fake_hub.answers[node_sql("lyon")] = IngestAnswer(rows=((f"{time.time() - 12:.3f}",),))
+    assert main(["status", str(fleet / "sites"), "--selector", "region=eu-west"]) == 0
+    text = capsys.readouterr().out
+    for column in ("NODE", "LAST RUN", "STATUS", "VERIFIED", "HUB", "LAST TELEMETRY"):
+        assert column in text
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
+    assert set(rows) == {"lyon", "porto"}  # solo is not in region eu-west
+    cells = [c.strip() for c in rows["lyon"].split("│")[1:-1]]
+    assert cells[0] == "lyon" and cells[1].startswith(f"{run} (") and cells[2] == "ok"
+    assert cells[3].startswith("passed (") and cells[4] == "eu-west-hub"
+    assert re.fullmatch(r"1[2-9]s ago", cells[5]), cells[5]
+    assert "hub eu-west-hub: no telemetry of porto yet" in rows["porto"]
+    assert "never" in rows["porto"]
+
+
+def test_the_command_prints_json(
+    fleet: Path, fake_hub: FakeHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nodekit.cli.main import main
+
+    assert main(["status", str(fleet / "hubs"), str(fleet / "sites" / "lyon.yaml"),
+                 "--format", "json"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert [n["node"] for n in data["nodes"]] == ["eu-west-hub", "lyon"]
+    hub, lyon = data["nodes"]
+    assert hub["sites"] == [] and hub["telemetry_note"] == "hub eu-west-hub: not deployed"
+    assert lyon["status"] == "never" and lyon["hub"] == "eu-west-hub"
+
+
+def test_the_command_refuses_bad_input_with_exit_2(
+    fleet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nodekit.cli.main import main
+
+    assert main(["status", str(fleet / "sites"), "-l", "region=nowhere"]) == 2
+    assert "no node matches region=nowhere" in capsys.readouterr().err
+    (fleet / "sites" / "bad.yaml").write_text("apiVersion: nodekit/v1\nkind: Node\n")
+    assert main(["status", str(fleet / "sites" / "bad.yaml")]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["status", "--help"]) == 0
+    assert "--selector" in capsys.readouterr().out
