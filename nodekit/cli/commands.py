@@ -13,4 +13,5 @@ from nodekit.cli import (  # noqa: F401
     report,
     run,
     state,
+    status,
 )
