@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodekit.blueprint.fleet import LOCAL_WAN  # the local target's WAN
 from nodekit.render.plan import HostPlan, NodePlan, ServicePlan, port_number, port_proto
 
 BRIDGE_PORT = 8883
 BRIDGE_PORT_SPEC = f"{BRIDGE_PORT}/tcp"
-from nodekit.blueprint.fleet import LOCAL_WAN  # the local target's WAN (a /24 in 100.64.0.0/10)
 
 WAN_NETWORK = "nodekit-wan"
 WAN_STACK = "wan"

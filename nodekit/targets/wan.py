@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from nodekit.render.uplink import LOCAL_WAN, WAN_NETWORK
+from nodekit.blueprint.fleet import LOCAL_WAN
+from nodekit.render.uplink import WAN_NETWORK
 from nodekit.run.fleet_tls import FLEET, fleet_state
 from nodekit.run.lock import holder_info
 from nodekit.run.pulumi_stack import OutputFn, PulumiResult, PulumiStack
