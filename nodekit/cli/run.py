@@ -146,6 +146,8 @@ def _report(
                 )
             for line in r.removals:
                 out.print(f"{r.node}: removed: {line}", markup=False)
+            for line in r.fleet:
+                out.print(f"{r.node}: {line}", markup=False, highlight=False)
             for line in r.next if r.ok else []:
                 out.print(f"{r.node}: {line}", markup=False, highlight=False)
             for note in r.notes:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from . import mqttio
@@ -277,10 +278,39 @@ def run(cfg: CollectorConfig, stop: threading.Event) -> None:
         mqttio.disconnect(client)
 
 
+NONCE_TOPIC = "nodekit/{node}/_verify/nonce"
+
+
+def send_nonce(cfg: CollectorConfig, nonce: str, timeout_s: float = 15.0) -> int:
+    """Publish one nonce the way telemetry goes (this collector's broker and user),
+    qos 1, and wait for the broker to take it: verify then looks for it at the hub."""
+    password = SecretsFile(cfg.secrets_file).section("broker").get("password")
+    client = mqttio.connect(
+        client_id=f"nodekit-{cfg.broker_user or 'collector'}-{cfg.node}-nonce",
+        host=cfg.broker_host,
+        port=cfg.broker_port,
+        user=cfg.broker_user,
+        password=password,
+        log=log,
+    )
+    try:
+        payload = json.dumps({"time": datetime.now(UTC).isoformat(), "text": nonce})
+        info = client.publish(NONCE_TOPIC.format(node=cfg.node), payload, qos=1)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            log.error("the broker %s:%s did not take the nonce", cfg.broker_host, cfg.broker_port)
+            return 1
+        print(payload)
+        return 0
+    finally:
+        mqttio.disconnect(client)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nodekit_equipment.collector", description=__doc__)
     parser.add_argument("--config", required=True)
     parser.add_argument("--once", action="store_true", help="poll once, print, do not publish")
+    parser.add_argument("--nonce", help="publish this nonce once (verify's end-to-end test)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging("nodekit.equipment.collector", args.verbose)
@@ -289,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    if args.nonce:
+        return send_nonce(cfg, args.nonce)
     if args.once:
         collector = Collector(cfg)
         for msg in collector.poll():

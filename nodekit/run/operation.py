@@ -74,6 +74,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)  # what nodekit did on its own (stale locks)
     removals: list[str] = field(default_factory=list)  # what nodekit removed (or plan would)
     next: list[str] = field(default_factory=list)  # deploy: what to look at next (commands)
+    fleet: list[str] = field(default_factory=list)  # verify: the bridge, the nonce, a hub's sites
     started: float = field(default_factory=time.time)
     finished: float | None = None
     backend: str = "local"

@@ -24,6 +24,8 @@ from nodekit.render.plan import HostPlan, NodePlan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
 from nodekit.run.bundle import build_bundle
 from nodekit.run.fleet_tls import tls_maker
+from nodekit.run.fleet_verify import hub_report
+from nodekit.run.fleet_verify import site_checks as fleet_checks
 from nodekit.run.operation import Run
 from nodekit.run.pulumi_stack import PulumiStack
 from nodekit.run.removal import (
@@ -343,10 +345,19 @@ def remove_everything(run: Run, node: NodePlan, target: Target, options: Any) ->
 def verify_stage(run: Run, node: NodePlan, tests: Path, runner: Runner) -> VerifyResult:
     with run.stage("verify") as out:
         result = run_checks(tests, run.result.run_dir, env=runner.env)
-        out["detail"] = f"{result.passed} checks passed"
-        run.result.failures = [str(f) for f in result.failures]
-        if not result.ok:
-            raise VerifyFailed(node=node.name, failures=[str(f) for f in result.failures])
+        failures = [str(f) for f in result.failures]
+        passed = result.passed
+        if result.ok:  # the node itself first; then what it shares with the fleet
+            fleet = fleet_checks(node, run.backend, lambda m: run.emit("verify", "info", m))
+            run.result.fleet += [str(c) for c in fleet if c.ok] + hub_report(node)
+            failures += [str(c) for c in fleet if not c.ok]
+            passed += sum(c.ok for c in fleet)
+            for line in run.result.fleet:
+                run.emit("verify", "info", line)
+        out["detail"] = f"{passed} checks passed"
+        run.result.failures = failures
+        if failures:
+            raise VerifyFailed(node=node.name, failures=failures)
     return result
 
 
