@@ -89,18 +89,20 @@ def node_diagnostics(blueprint: Blueprint) -> list[Diagnostic]:
 
 
 def fleet_diagnostics(
-    blueprints: Sequence[Blueprint], *, other_names: Iterable[str] = ()
+    blueprints: Sequence[Blueprint], *, other_names: Iterable[str] = (), peers: bool = True
 ) -> list[Diagnostic]:
     """The checks across nodes; nothing when fewer than two nodes are loaded.
 
     ``other_names`` are the names of Node files that did not validate: a peer
     naming one of them is not reported as unknown on top of that file's errors.
+    ``peers``: whether every peer must be among them (a folder is the fleet; a
+    few files given by name, e.g. the sites a deploy applies, need not hold their hub).
     """
     if len(blueprints) < 2:
         return []
     return [
         *_unique_names(blueprints),
-        *_peers_exist(blueprints, set(other_names)),
+        *(_peers_exist(blueprints, set(other_names)) if peers else []),
         *_zones_apart(blueprints),
         *_wan_addresses(blueprints),
     ]
@@ -161,9 +163,8 @@ def _peers_exist(blueprints: Sequence[Blueprint], other_names: set[str]) -> list
             _error(
                 blueprint,
                 "network.uplink.peer",
-                f"unknown node '{peer}'{hint}: a peer without a dot names a node validated "
-                "together with this one (validate its file too, e.g. the whole blueprint "
-                "folder), or write its host name or address",
+                f"unknown node '{peer}'{hint}: a peer without a dot names a node of the fleet "
+                "(the folder validated), or write its host name or address",
             )
         )
     return found

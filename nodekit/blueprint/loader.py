@@ -121,7 +121,9 @@ def validate(paths: Sequence[str | Path]) -> Validation:
             blueprints.append(blueprint)
     valid = {blueprint.file for blueprint in blueprints}
     failed = [_node_name(files, path) for path in loaded if path not in valid]
-    diagnostics.extend(fleet_diagnostics(blueprints, other_names=[name for name in failed if name]))
+    folder = any(absolute(path).is_dir() for path in paths)  # a folder is the whole fleet
+    others = [name for name in failed if name]
+    diagnostics.extend(fleet_diagnostics(blueprints, other_names=others, peers=folder))
     return Validation(tuple(blueprints), tuple(sorted(set(diagnostics))))
 
 

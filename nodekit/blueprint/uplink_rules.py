@@ -7,6 +7,7 @@ flow to add.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -32,13 +33,24 @@ def _allows(node: Node, source: str, target: str) -> bool:
     return False
 
 
+def _inside(node: Node, peer: str | None) -> bool:
+    """Whether the peer is an address in one of the node's own zones (a relay on site:
+    reached without crossing a gateway)."""
+    try:
+        address = ipaddress.IPv4Address(peer or "")
+    except ValueError:
+        return False
+    return any(address in ipaddress.IPv4Network(z.cidr) for z in node.network.zones)
+
+
 def check_uplink(node: Node, report: Report, skipped: Skipped) -> None:
     if skipped.hosts or skipped.zones or skipped.software:
         return  # references are reported already
     uplink = node.network.uplink
     active = uplink is not None and uplink.type in ("vpn", "direct")
+    on_site = uplink is not None and _inside(node, uplink.peer)
     gateways = list(node.gateways())
-    if active and node.site.target == "local" and not gateways:
+    if active and node.site.target == "local" and not gateways and not on_site:
         report.error(
             ("network", "uplink"),
             "on the local target a node meets the WAN through its gateway, and this node has "
@@ -70,12 +82,8 @@ def check_uplink(node: Node, report: Report, skipped: Skipped) -> None:
                 )
         bridged = settings.bridge_topics and active and uplink is not None and uplink.peer
         on_gateway = hosts[item.host].role == "gateway"  # its own traffic goes straight out
-        if (
-            bridged
-            and gateways
-            and not on_gateway
-            and not any(_allows(node, zone, "uplink") for zone in zones)
-        ):
+        way_out = on_site or any(_allows(node, zone, "uplink") for zone in zones)
+        if bridged and gateways and not on_gateway and not way_out:
             report.error(
                 (*loc, "bridge_topics"),
                 f"the bridge leaves through the uplink on {BRIDGE_PORT}/tcp (TLS), but no flow "

@@ -160,6 +160,8 @@ def hub_report(node: NodePlan) -> list[str]:
         return []
     database = str(ingest.settings.get("database") or "historian")
     answer = query_ingest(target_for(node), node.host(ingest.host), database, LIVE_SQL)
+    if answer.problem is not None and "does not exist" in answer.problem:
+        return ["fleet: sites delivering in the last minute: none (no telemetry yet)"]
     if answer.problem is not None:
         return [f"fleet: sites unknown: {answer.problem}"]
     now = time.time()

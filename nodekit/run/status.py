@@ -185,7 +185,8 @@ def query_ingest(
         return IngestAnswer(problem=f"cannot run the query: {error}")
     if done.returncode != 0:
         lines = [x.strip() for x in (done.stderr or done.stdout or "").splitlines() if x.strip()]
-        why = lines[-1] if lines else f"exit status {done.returncode}"
+        said = [x for x in lines if x.startswith(("ERROR:", "FATAL:", "psql:"))]
+        why = (said or lines or [f"exit status {done.returncode}"])[0]
         return IngestAnswer(problem=f"query failed: {why}")
     rows = tuple(tuple(x.split("|")) for x in done.stdout.splitlines() if x.strip())
     return IngestAnswer(rows=rows)

@@ -263,7 +263,7 @@ def test_every_case_deploys_verifies_and_converges(
     assert databases == {"postgres", "template0", "template1"}
     # One item each.
     conf = sh("one", "hist", mosquitto_conf)
-    assert "address 10.213.3.200:1883" in conf and "topic telemetry/# out 1" in conf
+    assert "address 10.213.3.200:8883" in conf and "topic telemetry/# out 1" in conf
     assert sh("one", "hist", mosquitto_users).split() == ["edge"]
     assert "historian" in sql("one", "hist", 5432, "select rolname from pg_roles")
     hba = sh("one", "hist", "cat /etc/postgresql/15/main/pg_hba.conf")

@@ -21,10 +21,10 @@ Net = ipaddress.IPv4Network
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the shipped bases, overlays and sites (the working folder)."""
+    """A copy of the shipped bases, overlays, sites and hubs (the working folder)."""
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "blueprints"
-    for part in ("bases", "overlays", "sites"):
+    for part in ("bases", "overlays", "sites", "hubs"):
         shutil.copytree(REPO / "blueprints" / part, root / part)
     shutil.copy(REPO / "blueprints/nodekit-blueprint-v1.schema.json", root)
     return root
