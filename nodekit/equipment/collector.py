@@ -294,6 +294,12 @@ def send_nonce(cfg: CollectorConfig, nonce: str, timeout_s: float = 15.0) -> int
         log=log,
     )
     try:
+        deadline = time.monotonic() + timeout_s
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not client.is_connected():
+            log.error("cannot reach the broker %s:%s", cfg.broker_host, cfg.broker_port)
+            return 1
         payload = json.dumps({"time": datetime.now(UTC).isoformat(), "text": nonce})
         info = client.publish(NONCE_TOPIC.format(node=cfg.node), payload, qos=1)
         info.wait_for_publish(timeout_s)

@@ -118,6 +118,13 @@ class NetworkProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = _client()
+        if props.get("adopt"):  # one per machine, whichever state made it (the WAN)
+            for net in client.networks.list(names=[props["name"]]):
+                net.reload()
+                state = _network_state(net)
+                if state["subnet"] == props["subnet"] and state["labels"].get(MANAGED_LABEL):
+                    _ensure_bridged(bridge_name(props["name"]))
+                    return CreateResult(net.id, {**props, **state, "labels": props["labels"]})
         pool = IPAMPool(
             subnet=props["subnet"], gateway=props["gateway"], iprange=props.get("ip_range") or None
         )
@@ -187,12 +194,14 @@ class Network(Resource, module="nodekit", name="Network"):
         internal: bool = True,
         ip_range: str = "",
         labels: dict[str, str] | None = None,
+        adopt: bool = False,
         opts: ResourceOptions | None = None,
     ) -> None:
         super().__init__(
             NetworkProvider(),
             resource_name,
             {
+                "adopt": adopt,
                 "name": name,
                 "subnet": subnet,
                 "gateway": gateway,

@@ -38,6 +38,7 @@ def program() -> None:
         ip_range=parts["ip_range"],
         internal=True,
         labels={FLEET_LABEL: "wan"},
+        adopt=True,  # made by another state on this machine: the same WAN
     )
     pulumi.export("network", wan.name)
     pulumi.export("subnet", wan.subnet)
