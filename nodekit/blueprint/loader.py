@@ -108,8 +108,12 @@ def load_all(paths: Sequence[str | Path]) -> list[Blueprint]:
     return list(result.blueprints)
 
 
-def validate(paths: Sequence[str | Path]) -> Validation:
-    """Validate files and folders (a folder: every ``kind: Node`` YAML file below it)."""
+def validate(paths: Sequence[str | Path], *, fleet: bool = False) -> Validation:
+    """Validate files and folders (a folder: every ``kind: Node`` YAML file below it).
+
+    ``fleet``: the folders given are the whole fleet, so every uplink peer that
+    names a node must be among them (``nodekit validate`` of a folder); the
+    commands that apply some nodes (a sites folder without its hub) skip that."""
     files = Files()
     diagnostics: list[Diagnostic] = []
     blueprints: list[Blueprint] = []
@@ -121,7 +125,7 @@ def validate(paths: Sequence[str | Path]) -> Validation:
             blueprints.append(blueprint)
     valid = {blueprint.file for blueprint in blueprints}
     failed = [_node_name(files, path) for path in loaded if path not in valid]
-    folder = any(absolute(path).is_dir() for path in paths)  # a folder is the whole fleet
+    folder = fleet and any(absolute(path).is_dir() for path in paths)
     others = [name for name in failed if name]
     diagnostics.extend(fleet_diagnostics(blueprints, other_names=others, peers=folder))
     return Validation(tuple(blueprints), tuple(sorted(set(diagnostics))))

@@ -67,7 +67,14 @@ def check_uplink(node: Node, report: Report, skipped: Skipped) -> None:
         zones = list(node.addresses_of(hosts[item.host]))
         loc: Loc = ("software", index, "settings")
         if settings.accept_bridges:
-            if not active:
+            if hosts[item.host].role == "gateway" and node.site.target == "local":
+                report.error(
+                    (*loc, "accept_bridges"),
+                    "sites reach a hub's broker through its gateway, which passes the bridge port "
+                    "on to a host of the zone: place this broker on a host that is not the "
+                    "gateway",
+                )
+            elif not active:
                 report.error(
                     (*loc, "accept_bridges"),
                     "sites bridge to this broker through the uplink, but the network has none: "

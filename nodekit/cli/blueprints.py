@@ -55,7 +55,7 @@ def validate(
     * `nodekit validate blueprints/sites/lyon-additive-01.yaml`
     * `nodekit validate blueprints/ --format json | jq .diagnostics`
     """
-    result = blueprint.validate(paths)
+    result = blueprint.validate(paths, fleet=True)
     if format is Format.json:
         emit_json(
             {

@@ -14,7 +14,7 @@ from nodekit.cli.output import Format, emit_json, err, out, print_table
 
 new_app = typer.Typer(
     name="new",
-    help="Create blueprints that fit the fleet: `nodekit new site` (docs/fleet-new-site.md).",
+    help="Create blueprints that fit the fleet: `nodekit new site` (docs/fleet.md).",
     no_args_is_help=True,
 )
 app.add_typer(new_app)

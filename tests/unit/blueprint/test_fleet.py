@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from blueprint_cases import VALID, Workspace, at
 
-from nodekit.blueprint import load
+from nodekit.blueprint import load, validate
 from nodekit.blueprint.fleet import LOCAL_WAN, is_node_name
 from nodekit.errors import BlueprintError
 
@@ -40,7 +40,7 @@ def test_an_unknown_peer_is_an_error_at_the_peer_with_a_hint(ws: Workspace) -> N
     text = site.read_text()
     line = at(text, "uplink:")
     column = text.splitlines()[int(line.split(":")[0]) - 1].index("hub-ue") + 1
-    assert ws.diagnostics(".") == [
+    assert [str(d) for d in validate(["."], fleet=True).diagnostics] == [
         f"site.yaml:{line.split(':')[0]}:{column}: error: network.uplink.peer: unknown node "
         "'hub-ue' (did you mean 'hub-eu'?): a peer without a dot names a node of the fleet "
         "(the folder validated), or write its host name or address"

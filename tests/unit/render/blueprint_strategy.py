@@ -29,7 +29,9 @@ def _names(draw: st.DrawFn) -> list[str]:
     return draw(st.lists(st.sampled_from(NAMES), max_size=3, unique=True))
 
 
-def _settings(draw: st.DrawFn, package: str, zones: list[str], uplink: bool) -> dict[str, Any]:
+def _settings(
+    draw: st.DrawFn, package: str, zones: list[str], uplink: bool, gateway: bool = False
+) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if package == "mosquitto":
         if draw(st.booleans()):
@@ -38,8 +40,8 @@ def _settings(draw: st.DrawFn, package: str, zones: list[str], uplink: bool) -> 
             settings["allow_anonymous"] = draw(st.booleans())
         if uplink and draw(st.booleans()):
             settings["bridge_topics"] = draw(st.lists(st.sampled_from(TOPICS), unique=True))
-        if uplink and draw(st.booleans()):
-            settings["accept_bridges"] = True  # a hub's broker
+        if uplink and not gateway and draw(st.booleans()):
+            settings["accept_bridges"] = True  # a hub's broker (never on its gateway)
     elif package == "postgresql":
         for key in ("databases", "users"):
             if draw(st.booleans()):
@@ -117,7 +119,8 @@ def blueprints(draw: st.DrawFn) -> dict[str, Any]:
             }
             if draw(st.booleans()):
                 item["ports"] = [draw(st.sampled_from(PORTS[package]))]
-            settings = _settings(draw, package, zones, can_bridge)
+            on_gateway = any(c["name"] == host_name and c["role"] == "gateway" for c in compute)
+            settings = _settings(draw, package, zones, can_bridge, on_gateway)
             if settings or draw(st.booleans()):
                 item["settings"] = settings
             software.append(item)
