@@ -122,7 +122,8 @@ class NetworkProvider(ResourceProvider):
             for net in client.networks.list(names=[props["name"]]):
                 net.reload()
                 state = _network_state(net)
-                if state["subnet"] == props["subnet"] and state["labels"].get(MANAGED_LABEL):
+                same = state["name"] == props["name"] and state["subnet"] == props["subnet"]
+                if same and state["labels"].get(MANAGED_LABEL):
                     _ensure_bridged(bridge_name(props["name"]))
                     return CreateResult(net.id, {**props, **state, "labels": props["labels"]})
         pool = IPAMPool(

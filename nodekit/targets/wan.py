@@ -27,8 +27,27 @@ def wan_stack_name() -> str:
     return "wan-" + re.sub(r"[^a-z0-9-]", "-", socket.gethostname().lower())[:40]
 
 
-def ensure_wan(backend: Any, on_output: OutputFn | None = None) -> PulumiResult:
-    """Bring the WAN network up (idempotent; repaired when removed by hand)."""
+def wan_present() -> bool:
+    """Whether the WAN network stands, as nodekit makes it (subnet and host rule)."""
+    import docker
+
+    from nodekit.pulumi.docker_provider import _bridged, bridge_name
+
+    client = docker.from_env(timeout=60)
+    for net in client.networks.list(names=[WAN_NETWORK]):
+        pools = (net.attrs.get("IPAM") or {}).get("Config") or [{}]
+        if net.name != WAN_NETWORK:
+            continue  # (the filter matches parts of names too)
+        if pools[0].get("Subnet") == LOCAL_WAN and _bridged(bridge_name(WAN_NETWORK)):
+            return True
+    return False
+
+
+def ensure_wan(backend: Any, on_output: OutputFn | None = None) -> PulumiResult | None:
+    """Bring the WAN network up (idempotent; repaired when removed by hand); None
+    when it already stands (the common case: no stack run on every deploy)."""
+    if wan_present():
+        return None
     state = fleet_state()
     program = state.root / "wan"
     program.mkdir(parents=True, exist_ok=True)
