@@ -21,7 +21,7 @@ help:
 	@echo "make backend a local PostgreSQL for shared state (prints NODEKIT_BACKEND=...)"
 	@echo "make golden regenerate the golden files of the render tests"
 	@echo "make bench  run the benchmarks (render fleet, deploy node)"
-	@echo "make stress the property tests at full size (thousands of generated blueprints)"
+	@echo "make stress the fuzzer (10,000 cases) and the property tests at full size"
 
 setup: deps host docker image pulumi actionlint sarif
 
@@ -94,8 +94,11 @@ integration: setup
 test: setup backend lint
 	@TIMEFORMAT="test: pytest %Rs"; time $(BIN)/pytest
 
-# The render property over thousands of generated blueprints (make test runs a few hundred).
+# The fuzzer at full size: 10,000 mutations of the shipped blueprints (junk values,
+# broken YAML, alias bombs, nesting, encodings, huge files), then the render
+# property over 3,000 generated blueprints (make test runs a few hundred of each).
 stress: deps
+	NODEKIT_FUZZ_EXAMPLES=2500 $(BIN)/pytest -q tests/unit/blueprint/test_fuzz_shipped.py
 	NODEKIT_PROPERTY_EXAMPLES=3000 $(BIN)/pytest -q tests/unit/render/test_render_property.py
 
 golden: deps

@@ -19,6 +19,7 @@ import yaml
 from nodekit.errors import Diagnostic, Severity
 
 MAX_VALUES = 100_000  # values in one file after alias expansion (alias bombs stop here)
+MAX_BYTES = 1024 * 1024  # a blueprint is a few KiB; past this, refuse before any parsing
 _MAP_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:set"}
 _SEQ_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -234,6 +235,8 @@ class _Builder:
         self.diagnostics = diagnostics
         self.count = 0
         self.active: set[int] = set()
+        self.seen: set[int] = set()
+        self.aliased = False  # a node met twice: an alias
         # A str scalar is its text, unless someone registered another constructor.
         self.str_is_text = loader.yaml_constructors.get(_STR_TAG) is _CONSTRUCT_STR
 
@@ -244,8 +247,16 @@ class _Builder:
     def build(self, node: yaml.Node, key_origin: Origin | None = None) -> Located:
         origin = self.origin(node)
         self.count += 1
+        if id(node) in self.seen:
+            self.aliased = True
+        self.seen.add(id(node))
         if self.count > MAX_VALUES:
-            raise _Problem(origin, f"too many values (more than {MAX_VALUES} after aliases)")
+            why = (
+                "counting what each alias repeats: an alias bomb?"
+                if self.aliased
+                else "a blueprint is far smaller: split it into bases and overlays (extends)"
+            )
+            raise _Problem(origin, f"too many values: more than {MAX_VALUES} in one file ({why})")
         if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             return Located(self.scalar(node), origin, key_origin)  # contains nothing
         if id(node) in self.active:
@@ -331,9 +342,36 @@ _PLAIN_TEXT = re.compile(r"[\n -~]*\n")
 _NOT_PLAIN = re.compile(r"[!|>?*&%@`]")
 
 
-def _parse_plain(text: str, file: str) -> tuple[Located, list[Diagnostic]] | None:
+# PyYAML's words for the usual slips, and what to do about each.
+_HINTS = (
+    ("character '\\t'", "indent with spaces, not tabs"),
+    ("flow sequence", "close the list: every '[' needs its ']', items separated by ','"),
+    ("flow mapping", "close the mapping: every '{' needs its '}', items separated by ','"),
+    ("mapping values are not allowed", "quote a value that contains ': ', or put the key on "
+     "a line of its own"),
+    ("could not find expected ':'", "each key needs ': ' after it; quote a value that "
+     "spans lines"),
+    ("did not find expected key", "indent the items of one mapping alike, and start list "
+     "items with '- '"),
+    ("did not find expected '-' indicator", "indent the items of one list alike, each "
+     "starting with '- '"),
+    ("found unexpected end of stream", "close the quote opened here"),
+    ("found undefined alias", "define the anchor (&name) before its alias (*name)"),
+    ("expected a single document", "keep one blueprint per file: remove the '---' "
+     "separator"),
+)  # fmt: skip
+
+
+def yaml_hint(problem: str) -> str:
+    """A sentence saying how to fix a PyYAML syntax error ('' when none fits)."""
+    return next((hint for words, hint in _HINTS if words in problem), "")
+
+
+def _parse_plain(text: str, file: str) -> tuple[Located, list[Diagnostic]] | _Problem | None:
     """The located tree of plain text read with libyaml; None when the text is not
-    plain, libyaml is missing or refuses it, or the document is empty."""
+    plain, libyaml is missing or refuses it, or the document is empty; the problem
+    when the tree is too large (plain text has no alias: the count is exact, and the
+    pure-Python parser would take many seconds to say the same)."""
     if _CSafeLoader is None or not _PLAIN_TEXT.fullmatch(text) or _NOT_PLAIN.search(text):
         return None
     found = Diagnostics()
@@ -341,7 +379,9 @@ def _parse_plain(text: str, file: str) -> tuple[Located, list[Diagnostic]] | Non
     try:
         node = loader.get_single_node()
         return None if node is None else (_Builder(loader, file, found).build(node), found.items)
-    except (yaml.YAMLError, _Problem, RecursionError):
+    except _Problem as problem:
+        return problem if problem.message.startswith("too many values") else None
+    except (yaml.YAMLError, RecursionError):
         return None
     finally:
         loader.dispose()
@@ -357,7 +397,18 @@ def parse(raw: bytes, file: str, diagnostics: Diagnostics) -> Located | None:
         byte = raw[error.start]
         diagnostics.error(Origin(file, line, column), "", f"not UTF-8 text (byte 0x{byte:02x})")
         return None
+    if len(raw) > MAX_BYTES:
+        diagnostics.error(
+            Origin(file, 1, 1),
+            "",
+            f"the file is {len(raw) / 1024 / 1024:.1f} MiB; a blueprint may be at most "
+            f"{MAX_BYTES // 1024 // 1024} MiB: split it into bases and overlays (extends)",
+        )
+        return None
     quick = _parse_plain(text, file)
+    if isinstance(quick, _Problem):
+        diagnostics.error(quick.origin, "", quick.message)
+        return None
     if quick is not None:
         diagnostics.items.extend(quick[1])
         return quick[0]
@@ -378,7 +429,10 @@ def parse(raw: bytes, file: str, diagnostics: Diagnostics) -> Located | None:
         if context and error.context_mark and error.context_mark is not mark:
             context += f" (line {error.context_mark.line + 1})"
         problem = " ".join(p for p in (context, error.problem) if p)
-        diagnostics.error(where, "", f"YAML syntax: {problem or error}")
+        hint = yaml_hint(problem)
+        diagnostics.error(
+            where, "", f"YAML syntax: {problem or error}" + (f": {hint}" if hint else "")
+        )
     except yaml.reader.ReaderError as error:
         line, column = _location(text, error.position)
         diagnostics.error(

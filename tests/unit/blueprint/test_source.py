@@ -12,7 +12,8 @@ def test_yaml_syntax_error_is_located(ws: Workspace) -> None:
     text = VALID.replace("ports: [1883/tcp]", "ports: [1883/tcp")
     assert ws.check(text) == [
         "node.yaml:21:8: error: YAML syntax: while parsing a flow sequence (line 20) "
-        "expected ',' or ']', but got ':'"
+        "expected ',' or ']', but got ':': close the list: every '[' needs its ']', items "
+        "separated by ','"
     ]
 
 
