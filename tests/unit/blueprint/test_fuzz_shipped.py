@@ -20,7 +20,6 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -176,10 +175,10 @@ def test_random_bytes_in_a_shipped_file(tree: Path, raw: bytes, name: str) -> No
 
 def test_the_shipped_files_pass_untouched(tree: Path) -> None:
     """The verdict is not vacuous: untouched, every target validates (exit 0)."""
-    for mutated in TARGETS:
+    for target in set(TARGETS.values()):
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            assert main(["validate", str(tree / TARGETS[mutated]), "--format", "json"]) == 0
+            assert main(["validate", str(tree / target), "--format", "json"]) == 0
 
 
 def test_a_huge_file_is_refused_at_once_naming_the_limit(tree: Path) -> None:
