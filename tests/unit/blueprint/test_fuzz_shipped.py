@@ -222,9 +222,7 @@ def test_a_long_plain_list_names_the_value_limit_without_blaming_aliases(tree: P
         ("a: 'open\n", "close the quote"),
     ],
 )
-def test_yaml_slips_get_a_sentence_saying_how_to_fix_them(
-    tree: Path, text: str, hint: str
-) -> None:
+def test_yaml_slips_get_a_sentence_saying_how_to_fix_them(tree: Path, text: str, hint: str) -> None:
     err = io.StringIO()
     (tree / "sites/lyon-additive-01.yaml").write_text(text)
     try:
