@@ -203,6 +203,7 @@ class Run:
             values.append(os.environ["PULUMI_CONFIG_PASSPHRASE"])
         self.result.scrubbed = scrub(self.result.run_dir, values)
         if self.result.scrubbed:  # record it: a leak path to close, not to hide
+            mask_result(self.result, values)  # what is printed and recorded, too
             summary.write_text(json.dumps(self.result.to_dict(), indent=2, sort_keys=True) + "\n")
         return self.result
 
@@ -213,6 +214,28 @@ class Run:
         rendered = pack(self.rendered) if self.rendered else None
         self.backend.add_run(self.state, record, rendered)
         self.backend.push(self.state)
+
+
+MASK = "********"
+
+
+def _mask(text: str, values: list[str]) -> str:
+    for value in values:
+        text = text.replace(value, MASK)
+    return text
+
+
+def mask_result(result: RunResult, values: list[str]) -> None:
+    """No secret value in what a run reports (error, failures, details...): the
+    result is printed and recorded after the run folder is scrubbed."""
+    values = [v for v in values if len(v) >= 8]
+    for name in ("error", "fix"):
+        text = getattr(result, name)
+        if text:
+            setattr(result, name, _mask(text, values))
+    for name in ("drift", "failures", "preflight", "notes", "removals", "next", "fleet"):
+        setattr(result, name, [_mask(line, values) for line in getattr(result, name)])
+    result.stages = [replace(s, detail=_mask(s.detail, values)) for s in result.stages]
 
 
 def scrub(folder: Path, values: list[str]) -> int:
@@ -230,7 +253,7 @@ def scrub(folder: Path, values: list[str]) -> int:
         data = path.read_bytes()
         cleaned = data
         for value in values:
-            cleaned = cleaned.replace(value.encode(), b"********")
+            cleaned = cleaned.replace(value.encode(), MASK.encode())
         if cleaned != data:
             path.write_bytes(cleaned)
             cleaned_files += 1
