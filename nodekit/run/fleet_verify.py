@@ -15,6 +15,7 @@ know) is said so in one line, and nothing fails for it.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import tarfile
@@ -28,7 +29,7 @@ from nodekit.blueprint.model import NAME_PATTERN
 from nodekit.render.plan import HostPlan, NodePlan, plan
 from nodekit.render.uplink import BRIDGE_PORT, accepts, bridges
 from nodekit.run.history import APPLYING
-from nodekit.run.status import LIVE_SQL, deployed, ingest_of, query_ingest, sql_text
+from nodekit.run.status import LIVE_SQL, deployed, ingest_of, query_ingest, run_shell, sql_text
 from nodekit.targets import target_for
 
 BRIDGE_WAIT_S = 60.0  # a bridge reconnects within restart_timeout (15 s) of the hub's return
@@ -51,15 +52,14 @@ class FleetCheck:
 
 
 def _shell(line: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", "-c", line], capture_output=True, text=True, timeout=timeout_s, check=False
-    )
+    try:
+        return run_shell(line, timeout_s)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(line, 124, "", f"no answer in {timeout_s:.0f} s")
 
 
 def deployed_plan(backend: Any, node: str) -> NodePlan | None:
     """The plan of a node as last deployed through this backend, or None."""
-    import re
-
     if not re.match(NAME_PATTERN, node):
         return None  # an address or a host name: not a node
     runs = backend.runs(node)

@@ -137,7 +137,8 @@ Shell = Callable[[str, float], "subprocess.CompletedProcess[str]"]
 QueryFn = Callable[[Target, HostPlan, str, str], IngestAnswer]
 
 
-def _shell(line: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+def run_shell(line: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run a shell line (from a target's host_command), its output captured."""
     return subprocess.run(
         line,
         shell=True,  # host_command gives a shell line (docker exec ..., ssh ...)
@@ -172,7 +173,7 @@ def query_ingest(
     database: str,
     sql: str,
     *,
-    shell: Shell = _shell,
+    shell: Shell = run_shell,
     timeout_s: float = QUERY_TIMEOUT_S,
 ) -> IngestAnswer:
     """Run sql in the ingest database on host, through the node's target."""
