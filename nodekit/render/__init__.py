@@ -159,13 +159,14 @@ def render_files(blueprint: Blueprint) -> dict[str, bytes]:
             f"Variables of host {host.name}.", ansible.host_vars(node, host)
         )
 
+    allowed, denied = checks.zone_matrix(node)
     files[f"tests/test_{node.name.replace('-', '_')}.py"] = _template(
         "test_node.py.j2",
         hosts=checks.host_specs(node),
         services=checks.services(node),
         checks=checks.declared_checks(node),
-        flows_allowed=checks.zone_matrix(node)[0],
-        flows_denied=checks.zone_matrix(node)[1],
+        flows_allowed=allowed,
+        flows_denied=denied,
         packages=checks.packages(node),
         equipment=checks.equipment(node),
         telemetry=checks.telemetry(node),
