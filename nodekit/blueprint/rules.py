@@ -202,10 +202,14 @@ def _hosts(node: Node, report: Report) -> None:
                 f"a gateway routes between zones, but '{host.name}' has an address in "
                 f"'{host.zone}' only: add interfaces in the zones it routes",
             )
-        if target == "local" and host.os != "debian-12":
-            report.warning(
-                ("compute", i, "os"), "the local target runs debian-12 containers whatever the os"
+        if host.os != "debian-12":
+            # (the field acts on the ssh target: preflight checks the host runs it)
+            why = (
+                "the local target makes debian-12 containers only"
+                if target == "local"
+                else "the site bundle and the roles are built for debian-12 only"
             )
+            report.error(("compute", i, "os"), f"{why}: set os: debian-12 (or leave it out)")
 
 
 def _equipment(node: Node, report: Report, skipped: Skipped) -> None:

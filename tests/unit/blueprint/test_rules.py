@@ -426,3 +426,13 @@ def test_site_ssh_defaults_merge_with_the_hosts_own(ws: Workspace) -> None:
     edge, hist = node.host("edge-01"), node.host("hist-01")
     assert (edge.login_user, edge.ssh_port, hist.ssh_port) == ("ops", 22, 2222)
     assert hist.ssh_allow_from == ("10.41.2.0/24",)  # the zone, as its network
+
+
+def test_an_os_nodekit_cannot_honour_is_refused(ws: Workspace) -> None:
+    text = VALID.replace("  - name: edge-01\n", "  - name: edge-01\n    os: ubuntu-24.04\n", 1)
+    assert "    os: ubuntu-24.04\n" in text
+    (error,) = [line for line in ws.check(text) if " compute[edge-01].os: " in line]
+    assert "the local target makes debian-12 containers only: set os: debian-12" in error
+    ssh = text.replace("  target: local\n", "  target: ssh\n")
+    found = ws.check(ssh)
+    assert any("built for debian-12 only" in line for line in found), found
