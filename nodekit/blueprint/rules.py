@@ -202,6 +202,13 @@ def _hosts(node: Node, report: Report) -> None:
                 f"a gateway routes between zones, but '{host.name}' has an address in "
                 f"'{host.zone}' only: add interfaces in the zones it routes",
             )
+        if target == "local" and host.resources and host.resources.disk_gb:
+            report.error(
+                ("compute", i, "resources", "disk_gb"),
+                "the local target cannot size a container's disk (cpus and memory_mb it "
+                "limits; disk_gb acts on the ssh target, where preflight checks the host has "
+                "it): remove disk_gb",
+            )
         if host.os != "debian-12":
             # (the field acts on the ssh target: preflight checks the host runs it)
             why = (

@@ -78,6 +78,7 @@ class HostPlan:
     cpus: int
     ssh: dict[str, Any]  # the site's defaults merged with the host's own
     os: str = "debian-12"
+    disk_gb: int = 0  # ssh target: preflight checks the host has it
     ssh_allow_from: tuple[str, ...] = ()  # management sources as CIDRs
     equipment_agent: bool = False  # checks or polls machines (role equipment)
 
@@ -283,6 +284,7 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 services=tuple(sorted(services[c["name"]], key=lambda s: s.name)),
                 memory_mb=int(resources.get("memory_mb") or 0),
                 cpus=int(resources.get("cpus") or 0),
+                disk_gb=int(resources.get("disk_gb") or 0),
                 ssh=ssh,
                 os=str(c.get("os") or "debian-12"),
                 ssh_allow_from=allow_from,

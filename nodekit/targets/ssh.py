@@ -26,10 +26,36 @@ PROBE = (
     "sudo -n true >/dev/null 2>&1 && echo sudo=ok || echo sudo=no; "
     ". /etc/os-release; echo os=$ID-$VERSION_ID; "
     "echo disk_kb=$(df -Pk / | awk 'NR==2 {print $4}'); "
+    "echo disk_total_kb=$(df -Pk / | awk 'NR==2 {print $2}'); "
+    "echo mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); "
+    "echo cpus=$(nproc); "
     "echo clock=$(date +%s); "
     "echo virt=$(systemd-detect-virt 2>/dev/null || true); "
     'echo client="${SSH_CLIENT%% *}"'
 )
+
+
+def _resources(host: HostPlan, facts: dict[str, str]) -> list[PreflightProblem]:
+    """The host has what compute[].resources asks for (a little less memory and disk
+    than nominal is normal: the kernel and the file system take their share)."""
+    have = {
+        "cpus": int(facts.get("cpus") or 0),
+        "memory_mb": int(facts.get("mem_kb") or 0) // 1024,
+        "disk_gb": int(facts.get("disk_total_kb") or 0) // (1024 * 1024),
+    }
+    wanted = {"cpus": host.cpus, "memory_mb": host.memory_mb, "disk_gb": host.disk_gb}
+    slack = {"cpus": 1.0, "memory_mb": 0.9, "disk_gb": 0.9}
+    short = [(k, want) for k, want in wanted.items() if want and have[k] < want * slack[k]]
+    return [
+        PreflightProblem(
+            host.name,
+            "resources",
+            f"has {have[key]} {key.replace('_', ' ')}, "
+            f"compute[{host.name}].resources.{key} asks for {want}",
+            f"give the host more, or lower resources.{key} to what it has",
+        )
+        for key, want in short
+    ]
 
 
 class SshTarget(Target):
@@ -124,7 +150,7 @@ class SshTarget(Target):
         if facts.get("os") != wanted:
             problems.append(PreflightProblem(
                 host.name, "os", f"runs {facts.get('os') or 'an unknown OS'}, not {wanted}",
-                "install Debian 12 on the host, or set compute[].os to what it runs",
+                "install Debian 12 on the host (the only os nodekit's bundle and roles support)",
             ))  # fmt: skip
         free_mb = int(facts.get("disk_kb") or 0) // 1024
         if free_mb < access.needed_mb:
@@ -133,6 +159,7 @@ class SshTarget(Target):
                 f"{free_mb} MB free on /, the bundle needs {access.needed_mb} MB",
                 "free space on the host's root file system",
             ))  # fmt: skip
+        problems += _resources(host, facts)
         skew = abs(float(facts.get("clock") or 0) - (before + after) / 2)
         if skew > MAX_SKEW_S + (after - before):
             problems.append(PreflightProblem(

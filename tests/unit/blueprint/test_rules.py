@@ -436,3 +436,12 @@ def test_an_os_nodekit_cannot_honour_is_refused(ws: Workspace) -> None:
     ssh = text.replace("  target: local\n", "  target: ssh\n")
     found = ws.check(ssh)
     assert any("built for debian-12 only" in line for line in found), found
+
+
+def test_disk_gb_is_refused_on_the_local_target(ws: Workspace) -> None:
+    text = VALID.replace(
+        "  - name: edge-01\n", "  - name: edge-01\n    resources: {disk_gb: 20}\n", 1
+    )
+    found = [line for line in ws.check(text) if "resources.disk_gb" in line]
+    assert len(found) == 1 and "the local target cannot size a container's disk" in found[0]
+    assert not [x for x in ws.check(text.replace("target: local", "target: ssh")) if "disk_gb" in x]
