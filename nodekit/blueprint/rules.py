@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from nodekit.blueprint.equipment_rules import check_equipment
 from nodekit.blueprint.model import Node, Software, parse_port
+from nodekit.blueprint.order_rules import check_order
 from nodekit.blueprint.packages import PACKAGES, MosquittoSettings, PackageSpec, ZoneRef
 from nodekit.blueprint.report import Loc, Report
 from nodekit.blueprint.source import Located, did_you_mean
@@ -48,6 +49,7 @@ def check(node: Node, report: Report, skipped: Skipped) -> None:
     check_ssh(node, report)
     check_equipment(node, report, skipped)
     check_uplink(node, report, skipped)
+    check_order(node, report, skipped)
 
 
 def unique_names(root: Located, report: Report, lists: Iterable[tuple[str, ...]]) -> None:

@@ -170,6 +170,7 @@ def render_files(blueprint: Blueprint) -> dict[str, bytes]:
         packages=checks.packages(node),
         equipment=checks.equipment(node),
         telemetry=checks.telemetry(node),
+        unit_order=checks.unit_order(node),
         **context,
     )
 

@@ -238,6 +238,16 @@ ROLE_VARS: dict[str, Callable[[NodePlan, HostPlan, ServicePlan], dict[str, Any]]
 }
 
 
+def unit_order(host: HostPlan) -> list[dict[str, Any]]:
+    """depends_on on one host: each service's unit starts after the units it waits for."""
+    units = {s.name: s.unit for s in host.services}
+    return [
+        {"unit": s.unit, "after": sorted({units[d] for d in s.depends_on if d in units})}
+        for s in sorted(host.services, key=lambda s: s.unit)
+        if any(d in units for d in s.depends_on)
+    ]
+
+
 def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
     result: dict[str, Any] = {
         **connection_vars(node, host),
@@ -249,6 +259,7 @@ def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
         "nodekit_routes": [{"cidr": cidr, "via": via} for cidr, via in host.routes]
         + wan_routes(node, host),
         "nodekit_uplink_forwards": forwards(node, host),
+        "nodekit_unit_order": unit_order(host),
     }
     if host.equipment_agent:
         result.update(equipment_vars(node, host))

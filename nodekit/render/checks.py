@@ -22,6 +22,13 @@ def services(node: NodePlan) -> list[Row]:
     return [(s.host, s.name, s.unit, list(s.ports)) for s in node.services]
 
 
+def unit_order(node: NodePlan) -> list[Row]:
+    """depends_on on one host: (host, unit, the units it starts after)."""
+    from nodekit.render.ansible import unit_order as order
+
+    return [(h.name, row["unit"], row["after"]) for h in node.hosts for row in order(h)]
+
+
 def declared_checks(node: NodePlan) -> list[Row]:
     rows: list[Row] = []
     for check in node.checks:

@@ -62,6 +62,9 @@ class ServicePlan:
     extra_users: tuple[tuple[str, str], ...] = ()  # broker: nodekit's own (user, secret name)
     broker: str | None = None  # collector, ingest: the mosquitto software it talks to
     store: str | None = None  # ingest: the postgresql software on its host
+    depends_on: tuple[
+        str, ...
+    ] = ()  # software names (configured first; on one host, started first)
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,7 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 extra_users=own_users,
                 broker=broker["name"] if broker else None,
                 store=store,
+                depends_on=tuple(item.get("depends_on") or ()),
             )
         )
         for user in (item.get("settings") or {}).get("users") or []:

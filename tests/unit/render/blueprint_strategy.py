@@ -12,6 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from nodekit.blueprint.order_rules import PLAY_ORDER
 from nodekit.blueprint.packages import PACKAGES
 
 NAMES = ["edge", "historian", "ops", "grafana", "mes", "quality", "line_2"]
@@ -140,10 +141,12 @@ def blueprints(draw: st.DrawFn) -> dict[str, Any]:
                 and s["host"] == broker["host"]]  # fmt: skip
     if broker and local_db and draw(st.booleans()):
         software.append({"name": "ingest", "package": "telemetry-ingest", "host": broker["host"]})
-    names = [s["name"] for s in software]
+    first = software[0] if software else None
     for item in software[1:]:
-        if draw(st.booleans()):
-            item["depends_on"] = [names[0]]
+        assert first is not None
+        earlier = PLAY_ORDER.index(first["package"]) < PLAY_ORDER.index(item["package"])
+        if earlier and draw(st.booleans()):  # (a later package cannot be waited for)
+            item["depends_on"] = [first["name"]]
 
     flows = []
     for source in [*zones, "uplink"]:

@@ -74,6 +74,8 @@ PACKAGES = [('gw-01', ['chrony', 'nftables', 'openssh-server', 'prometheus-node-
 TELEMETRY = [('hist-01', 'historian', 5432, 'printer-01', 45),
  ('hist-01', 'historian', 5432, 'printer-02', 45),
  ('hist-01', 'historian', 5432, 'printer-03', 45)]
+# (host, systemd unit, units it starts after): software[].depends_on on one host
+UNIT_ORDER = [('hist-01', 'prometheus', ['prometheus-node-exporter'])]
 
 
 @functools.cache
@@ -133,6 +135,13 @@ def test_service(name: str, software: str, unit: str, ports: list[str]) -> None:
         assert host(name).socket(f"{proto}://{number}").is_listening, (
             f"{name}: {software} is not listening on {port}"
         )
+
+
+@pytest.mark.parametrize("name,unit,after", UNIT_ORDER, ids=_ids(UNIT_ORDER, 0, 1))
+def test_unit_order(name: str, unit: str, after: list[str]) -> None:
+    ordered = host(name).check_output(f"systemctl show -p After --value {unit}").split()
+    for first in after:
+        assert f"{first}.service" in ordered, f"{name}: {unit} does not start after {first}"
 
 
 @pytest.mark.parametrize("name,kind,argument,expected", CHECKS, ids=_ids(CHECKS, 0, 1, 2))

@@ -34,6 +34,8 @@ EQUIPMENT = []
 PACKAGES = [('edge-01', ['chrony', 'mosquitto', 'nftables', 'openssh-server'])]
 # (historian host, database, port, equipment, seconds to wait): fresh telemetry rows
 TELEMETRY = []
+# (host, systemd unit, units it starts after): software[].depends_on on one host
+UNIT_ORDER = []
 
 
 @functools.cache
