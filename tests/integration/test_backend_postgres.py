@@ -200,3 +200,25 @@ def test_migrate_moves_a_deployed_node_so_another_runner_sees_no_drift(
     finally:
         nodekit("ci", "destroy", str(site), "--yes", backend=url)
         nodekit("laptop", "destroy", str(site), "--yes")
+
+
+def test_the_fleet_ca_is_made_once_for_every_runner_sealed_at_rest(
+    url: str, tmp_path: Path
+) -> None:
+    from nodekit.run.fleet_tls import CA_SECRET, FLEET, blocks, fleet_ca
+
+    dirs = [tmp_path / f"run{i}" for i in range(3)]
+    for d in dirs:
+        d.mkdir()
+    with ThreadPoolExecutor(3) as pool:  # three runners' first deploys, one moment
+        found = list(pool.map(lambda d: fleet_ca(PostgresBackend(url), d), dirs))
+    assert all(ca == found[0] for ca in found)  # one CA, the first writer's
+    assert blocks(found[0], "PRIVATE KEY") and blocks(found[0], "CERTIFICATE")
+    assert not any(any(d.iterdir()) for d in dirs)  # no copy left in a run folder
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT node, name, sealed FROM nodekit_secrets WHERE node = %s", (FLEET,)
+        ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(FLEET, CA_SECRET)]  # outside any node
+    key_line = blocks(found[0], "PRIVATE KEY")[0].splitlines()[1]
+    assert key_line.encode() not in bytes(rows[0][2])  # ciphertext only
