@@ -75,6 +75,7 @@ bench: setup backend
 	$(BIN)/python benchmarks/deploy_node.py
 	$(BIN)/python benchmarks/backend_overhead.py
 	$(BIN)/python benchmarks/gitops.py
+	$(BIN)/python benchmarks/parallel_nodes.py
 
 lint: deps actionlint
 	$(BIN)/ruff check nodekit tests benchmarks inventories

@@ -7,7 +7,8 @@ temporary state folder) on the local target, with the node image and the
 site bundle built beforehand ("once image and bundle exist"):
 
 1. first deploy, from nothing to a verified node;
-2. a no-change deploy of the same node;
+2. a no-change deploy of the same node (skips what is unchanged and still
+   matches live), then one with ``--full`` (every stage);
 3. the configure stage on the converged node: nodekit's settings (Mitogen,
    pipelining, lean fact gathering) against plain ``ansible-playbook`` with
    stock settings, same roles, inventory and variables, side by side;
@@ -154,6 +155,11 @@ def main() -> None:
         say("no-change deploy ...")
         rows["no-change deploy"], again = timed(lambda: runs.deploy(blueprint))
         assert again.ok and again.changed == 0, (again.error, again.changed)
+        say("no-change deploy --full (every stage) ...")
+        full = runs.RunOptions(full=True)
+        forced_s, forced = timed(lambda: runs.deploy(blueprint, options=full))
+        rows["no-change deploy --full"] = forced_s
+        assert forced.ok and forced.changed == 0, (forced.error, forced.changed)
         say("configure, no change: nodekit vs stock ...")
         rows["configure no-change (nodekit)"] = nodekit_converge(state, scratch, node)
         rows["configure no-change (stock)"] = stock_converge(state, scratch)
@@ -169,6 +175,7 @@ def main() -> None:
 
     ratios = {
         "no-change / first deploy": rows["no-change deploy"] / rows["first deploy"],
+        "no-change --full / first deploy": rows["no-change deploy --full"] / rows["first deploy"],
         "configure no-change nodekit / stock": rows["configure no-change (nodekit)"]
         / rows["configure no-change (stock)"],
     }

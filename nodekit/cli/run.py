@@ -95,6 +95,7 @@ def _run_all(
     identity: Path | None = None,
     accept_new: bool = False,
     backend: str | None = None,
+    full: bool = False,
     **kwargs: object,
 ) -> list[RunResult]:
     """Run one operation on every node, in parallel (each has its own workspace)."""
@@ -106,6 +107,7 @@ def _run_all(
         identity=identity.resolve() if identity else None,
         accept_new_host_keys=accept_new,
         backend=backend,
+        full=full,
     )
     if backend_for(backend).shared:  # refused before any run starts: exit 2
         secrets_key()
@@ -173,10 +175,24 @@ def deploy(  # noqa: PLR0917 (typer maps parameters to options)
     accept_new_host_keys: bool = ACCEPT_NEW,
     format: Format = FORMAT,
     backend: str | None = BACKEND,
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Run every stage even when nothing changed since the last "
+        "verified deploy (Pulumi refresh and up, the whole playbook, every check).",
+    ),
 ) -> None:
     """Deploy nodes: render, bundle, preflight (every host checked before any
     change), infrastructure (Pulumi), configure (Ansible), verify (testinfra),
     record.
+
+    A deploy with nothing to do is quick: when the rendering, bundle and
+    secrets are those of the last verified deploy and the live node still
+    matches it (containers and networks; on every host, in one call, the
+    managed files, units, packages and firewall), Pulumi, Ansible and the
+    checks are skipped and the stages say so. Anything that differs (a
+    hand-edited file, a stopped service) runs every stage, which repairs it.
+    --full always runs every stage.
 
     On the ssh target, hosts are reached over SSH as each host's `ssh.user`
     (default nodekit, with passwordless sudo), with the keys of ssh-agent or
@@ -201,6 +217,7 @@ def deploy(  # noqa: PLR0917 (typer maps parameters to options)
         identity=identity,
         accept_new=accept_new_host_keys,
         backend=backend,
+        full=full,
     )
     _report(results, format, "deploy")
 

@@ -8,7 +8,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class AnsibleResult:
     changed_tasks: tuple[str, ...]  # "host: task" for each change (drift detail)
     failures: tuple[HostFailure, ...]
     seconds: float
+    # host -> {"files": paths the roles wrote, "units": units they manage}
+    managed: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def total_changed(self) -> int:
@@ -64,6 +66,28 @@ def _explain(failures: list[HostFailure], host: str, message: str) -> None:
     failures[:] = [f for f in failures if f.host != host]
     reason = " ".join(reason.split())[:600]
     failures.append(HostFailure(host, task or (earlier[-1].task if earlier else ""), reason))
+
+
+FILE_ACTIONS = frozenset({"template", "copy", "file", "lineinfile", "blockinfile", "ini_file"})
+UNIT_ACTIONS = frozenset({"systemd", "systemd_service", "service"})
+
+
+def _managed(action: str, result: dict[str, Any], into: dict[str, set[str]]) -> None:
+    """Note the file or unit a task manages (what a no-change deploy looks at);
+    a no_log task shows neither, so it is not looked at."""
+    short = action.rsplit(".", 1)[-1]
+    for item in result.get("results") or [result]:
+        if not isinstance(item, dict) or item.get("skipped") or item.get("failed"):
+            continue
+        args = (item.get("invocation") or {}).get("module_args") or {}
+        if short in FILE_ACTIONS:
+            path = item.get("dest") or item.get("path") or args.get("dest") or args.get("path")
+            if isinstance(path, str) and path.startswith("/"):
+                into["files"].add(path)
+        elif short in UNIT_ACTIONS:
+            name = item.get("name") or args.get("name")
+            if isinstance(name, str) and name:
+                into["units"].add(name)
 
 
 def _drop_recorded_environment(run_dir: Path) -> None:
@@ -116,6 +140,7 @@ def run_playbook(
     """
     changed_tasks: list[str] = []
     failures: list[HostFailure] = []
+    managed: dict[str, dict[str, set[str]]] = {}
 
     def handle(event: dict[str, Any]) -> bool:
         data = event.get("event_data") or {}
@@ -124,6 +149,9 @@ def run_playbook(
         kind = event.get("event", "")
         if kind == "runner_on_ok" and (data.get("res") or {}).get("changed"):
             changed_tasks.append(f"{host}: {task}")
+        if kind == "runner_on_ok" and host and not check:
+            into = managed.setdefault(host, {"files": set(), "units": set()})
+            _managed(str(data.get("task_action") or ""), data.get("res") or {}, into)
         elif kind == "runner_on_failed" and task == REASON_TASK:
             _explain(failures, host, str((data.get("res") or {}).get("msg") or ""))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
@@ -185,4 +213,5 @@ def run_playbook(
         changed_tasks=tuple(changed_tasks),
         failures=tuple(failures),
         seconds=time.monotonic() - start,
+        managed={h: {k: sorted(v) for k, v in m.items()} for h, m in sorted(managed.items())},
     )

@@ -14,9 +14,10 @@ import shutil
 from typing import TYPE_CHECKING
 
 from nodekit.errors import PulumiFailed, StageError
-from nodekit.render import RenderResult, load_rendered, render
+from nodekit.render import load_rendered, render
 from nodekit.render.plan import NodePlan, plan, port_number
 from nodekit.run import stages
+from nodekit.run.apply import apply
 from nodekit.run.fleet_tls import tls_maker
 from nodekit.run.history import Provenance, rollback_target, unpack
 from nodekit.run.operation import (
@@ -50,20 +51,6 @@ __all__ = [
 ]
 
 
-def _apply(run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult) -> None:
-    """bundle -> preflight -> infrastructure -> configure -> verify -> record, from
-    the rendering in the node's state folder."""
-    target = target_for(node)
-    size_mb = stages.bundle_stage(run, node)
-    access = stages.access_for(run, options, needed_mb=size_mb + size_mb // 10 + 50, node=node)
-    stages.preflight_stage(run, node, target, access)
-    hosts = stages.infrastructure_stage(run, node, run.state.rendered)
-    runner = stages.configure_stage(run, node, target, access, rendered=rendered, hosts=hosts)
-    stages.verify_stage(run, node, run.state.rendered / "tests", runner)
-    stages.record_stage(run, node, hosts)
-    run.result.next.extend(telemetry_queries(node))
-
-
 def _port(node: NodePlan, store: str | None) -> str:
     """`` -p PORT`` when the historian's PostgreSQL does not listen on 5432."""
     port = next((port_number(s.ports[0]) for s in node.services if s.name == store), 5432)
@@ -94,7 +81,8 @@ def deploy(
     def body(run: Run) -> None:
         node = plan(blueprint.data)
         rendered = stages.render_stage(run, blueprint, run.state.rendered)
-        _apply(run, node, options, rendered)
+        apply(run, node, options, rendered)
+        run.result.next.extend(telemetry_queries(node))
 
     return operate(
         blueprint.name, "deploy", options, on_event, body, provenance=Provenance.of(blueprint)
@@ -132,7 +120,8 @@ def rollback(
             rendered = load_rendered(run.state.rendered)
             out["detail"] = f"rendering of run {chosen['id']} ({len(rendered.files)} files)"
         node = plan(json.loads((run.state.rendered / "blueprint.json").read_text()))
-        _apply(run, node, options, rendered)
+        apply(run, node, options, rendered)
+        run.result.next.extend(telemetry_queries(node))
 
     return operate(node_name, "rollback", options, on_event, body)
 

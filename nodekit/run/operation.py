@@ -115,6 +115,7 @@ class RunOptions:
     accept_new_host_keys: bool = False  # ssh target: record unknown host keys (accept-new)
     backend: str | None = None  # state backend URL (default: $NODEKIT_BACKEND, else local)
     commit: str | None = None  # the blueprint's commit when it is not read from a work tree
+    full: bool = False  # deploy: run every stage even when nothing changed
 
 
 class Run:

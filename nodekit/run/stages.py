@@ -23,7 +23,6 @@ from nodekit.render import PLAYBOOKS, RenderResult, render
 from nodekit.render.plan import HostPlan, NodePlan
 from nodekit.run.ansible_stage import AnsibleResult, run_playbook
 from nodekit.run.bundle import build_bundle
-from nodekit.run.fleet_tls import tls_maker
 from nodekit.run.fleet_verify import hub_report
 from nodekit.run.fleet_verify import site_checks as fleet_checks
 from nodekit.run.operation import Run
@@ -180,18 +179,23 @@ def fail_pulumi(node: NodePlan, error: PulumiFailed) -> StageError:
 def infrastructure_stage(run: Run, node: NodePlan, rendered: Path) -> dict[str, str]:
     """Pulumi up (refreshing first); the hosts output: name -> how to reach it."""
     with run.stage("infrastructure") as out:
-        try:
-            target_for(node).prepare_infrastructure(
-                run.backend, lambda line: run.emit("infrastructure", "info", line)
-            )
-            up = stack(node, run, rendered).up(
-                on_output=lambda line: run.emit("infrastructure", "info", line), refresh=True
-            )
-        except PulumiFailed as error:
-            raise fail_pulumi(node, error) from None
-        out["changed"] = up.changed
-        out["detail"] = ", ".join(f"{op} {n}" for op, n in up.summary.items())
-        return dict(up.outputs.get("hosts") or {})
+        return infrastructure(run, node, rendered, out)
+
+
+def infrastructure(run: Run, node: NodePlan, rendered: Path, out: dict[str, Any]) -> dict[str, str]:
+    """The body of the infrastructure stage (``out``: its changed count and detail)."""
+    try:
+        target_for(node).prepare_infrastructure(
+            run.backend, lambda line: run.emit("infrastructure", "info", line)
+        )
+        up = stack(node, run, rendered).up(
+            on_output=lambda line: run.emit("infrastructure", "info", line), refresh=True
+        )
+    except PulumiFailed as error:
+        raise fail_pulumi(node, error) from None
+    out["changed"] = up.changed
+    out["detail"] = ", ".join(f"{op} {n}" for op, n in up.summary.items())
+    return dict(up.outputs.get("hosts") or {})
 
 
 def host_layer(
@@ -274,8 +278,8 @@ def converge(
 
 def configure_stage(
     run: Run, node: NodePlan, target: Target, access: RunAccess, *, rendered: RenderResult,
-    hosts: dict[str, str],
-) -> Runner:  # fmt: skip
+    hosts: dict[str, str], runner: Runner, secrets: Path,
+) -> AnsibleResult:  # fmt: skip
     """Hand the bundle to the hosts, then converge them with Ansible."""
     with run.stage("configure") as out:
         try:
@@ -284,10 +288,6 @@ def configure_stage(
             raise StageError(
                 f"delivering the site bundle: {error}", node=node.name, stage="configure"
             ) from None
-        runner = target.runner(access)
-        secrets = run.secrets_file(
-            rendered.secrets, tls_maker(run.backend, node, run.result.run_dir)
-        )
         if node.equipment:
             values = yaml.safe_load(secrets.read_text()).get("nodekit_secrets") or {}
             try:
@@ -303,7 +303,7 @@ def configure_stage(
         out["detail"] = f"{result.total_changed} tasks changed" + (
             f", {delivered} bundle files copied" if delivered else ""
         )
-    return runner
+    return result
 
 
 def remove_everything(run: Run, node: NodePlan, target: Target, options: Any) -> list[str]:
@@ -361,7 +361,11 @@ def verify_stage(run: Run, node: NodePlan, tests: Path, runner: Runner) -> Verif
     return result
 
 
-def record_stage(run: Run, node: NodePlan, hosts: dict[str, str]) -> None:
+def record_stage(
+    run: Run, node: NodePlan, hosts: dict[str, str], fingerprint: dict[str, Any] | None = None
+) -> None:
+    """Keep what the next deploy compares with: the hosts, what was installed where,
+    and (after a verified deploy) the fingerprint a no-change deploy may skip by."""
     with run.stage("record") as out:
         record = {
             "node": node.name,
@@ -371,5 +375,7 @@ def record_stage(run: Run, node: NodePlan, hosts: dict[str, str]) -> None:
             "installed": installed(node),  # what the next deploy removes, if dropped
             "reach": reach(node),  # how to reach a host dropped later, to clean it
         }
+        if fingerprint:
+            record["fingerprint"] = fingerprint
         (run.state.root / "deployed.json").write_text(json.dumps(record, indent=2) + "\n")
         out["detail"] = f"run {run.result.run_dir.name}"

@@ -116,6 +116,15 @@ class Target:
     def runner(self, access: RunAccess) -> Runner:
         return Runner()
 
+    def run_script(self, host: HostPlan, script: str, access: RunAccess) -> tuple[int, str]:
+        """Run a POSIX shell script as root on ``host``; its exit code and stdout."""
+        raise NotImplementedError
+
+    def infrastructure_digest(self) -> str | None:
+        """A digest of the node's infrastructure as it is live (what Pulumi made);
+        ``""`` when the target makes none (the hosts exist already)."""
+        return ""
+
     def remove_leftovers(self) -> int:
         """Remove what the node left outside its stack (a crash mid-create); count."""
         return 0

@@ -8,7 +8,10 @@ read-only mount, so there is nothing to deliver.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import subprocess
 from typing import Any, ClassVar
 
 from nodekit.render.plan import HostPlan
@@ -74,6 +77,38 @@ class LocalTarget(Target):
             return Runner()
         return Runner(extra_vars={"nodekit_uplink_hosts": peer_addresses(peer)})
 
+    def run_script(self, host: HostPlan, script: str, access: RunAccess) -> tuple[int, str]:
+        proc = subprocess.run(
+            ["docker", "exec", "-i", host.container, "sh", "-s"],
+            input=script, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        return proc.returncode, proc.stdout
+
+    def infrastructure_digest(self) -> str | None:
+        """The node's containers and networks as the engine has them: which exist,
+        running or not, from which image, on which networks at which addresses."""
+        import docker
+
+        from nodekit.pulumi.docker_provider import NODE_LABEL
+
+        label = f"{NODE_LABEL}={self.node.name}"
+        try:
+            client = docker.from_env(timeout=60)
+            containers = client.api.containers(all=True, filters={"label": label})
+            networks = client.api.networks(filters={"label": label})
+        except docker.errors.DockerException:
+            return None
+        seen = {
+            "containers": sorted(
+                [c["Names"][0], c["State"], c["ImageID"], _addresses(c)] for c in containers
+            ),
+            "networks": sorted(
+                [n["Name"], [c.get("Subnet") for c in (n.get("IPAM") or {}).get("Config") or []]]
+                for n in networks
+            ),
+        }
+        return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+
     def equip(self, secrets: dict[str, str]) -> int:
         from nodekit.targets.twins import push_secrets
 
@@ -105,3 +140,12 @@ class LocalTarget(Target):
 
     def destroy_note(self) -> str:
         return "containers and networks removed"
+
+
+def _addresses(container: dict[str, Any]) -> list[tuple[str, str]]:
+    """(network, fixed IPv4 address) of each network a container is on."""
+    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+    return sorted(
+        (name, (net.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        for name, net in networks.items()
+    )

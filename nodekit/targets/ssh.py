@@ -115,6 +115,17 @@ class SshTarget(Target):
             *extra, f"{host.login_user}@{host.connect_address}",
         ]  # fmt: skip
 
+    def run_script(self, host: HostPlan, script: str, access: RunAccess) -> tuple[int, str]:
+        argv = self.ssh_argv(self.ssh_config(access), host, "-o", "BatchMode=yes")
+        try:
+            proc = subprocess.run(
+                [*argv, "sudo -n sh -s"], input=script, capture_output=True, text=True,
+                check=False, timeout=120,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return 124, ""
+        return proc.returncode, proc.stdout
+
     def preflight(self, access: RunAccess) -> list[PreflightProblem]:
         config = self.ssh_config(access)
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(self.node.hosts)))) as pool:
