@@ -68,11 +68,8 @@ def apply(run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult)
     stages.verify_stage(run, node, run.state.rendered / "tests", runner)
     managed = {  # what the roles wrote, and the paths nodekit owns (no_log tasks' files)
         h.name: {
-            "files": sorted(
-                set((converged.managed.get(h.name) or {}).get("files") or [])
-                | {p for e in owned.get(h.name) or [] for p in e["paths"]}
-            ),
-            "units": (converged.managed.get(h.name) or {}).get("units") or [],
+            **(converged.managed.get(h.name) or {"files": [], "units": []}),
+            "owned": sorted({p for e in owned.get(h.name) or [] for p in e["paths"]}),
         }
         for h in node.hosts
     }

@@ -76,18 +76,30 @@ def inputs_digest(
     })  # fmt: skip
 
 
-def host_script(files: list[str], units: list[str], packages: list[str]) -> str:
-    """A POSIX shell script printing one line per managed thing, in a stable order."""
+def host_script(
+    files: list[str], units: list[str], packages: list[str], owned: list[str] | None = None
+) -> str:
+    """A POSIX shell script printing one line per managed thing, in a stable order.
+
+    ``files``: what the roles wrote (a directory: its mode and owner only, its
+    content is the software's own); ``owned``: the paths nodekit owns (a
+    directory: also the digest of every file in it)."""
     lines: list[str] = []
     if files:
         lines += [
             f"for f in {shlex.join(sorted(files))}; do",
             '  if [ -f "$f" ]; then printf "file %s %s %s\\n" "$f" "$(stat -c %a:%U:%G "$f")"'
             ' "$(sha256sum < "$f" | cut -c1-64)";',
-            '  elif [ -d "$f" ]; then printf "path %s %s %s\\n" "$f" "$(stat -c %F:%a:%U:%G "$f")"'
-            ' "$(find "$f" -type f -exec sha256sum {} + | sort | sha256sum | cut -c1-64)";',
             '  elif [ -e "$f" ]; then printf "path %s %s\\n" "$f" "$(stat -c %F:%a:%U:%G "$f")";',
             '  else printf "file %s missing\\n" "$f"; fi',
+            "done",
+        ]
+    if owned:
+        lines += [
+            f"for f in {shlex.join(sorted(owned))}; do",
+            '  if [ -e "$f" ]; then printf "owned %s %s %s\\n" "$f" "$(stat -c %F:%a:%U:%G "$f")"'
+            ' "$(find "$f" -type f -exec sha256sum {} + | sort | sha256sum | cut -c1-64)";',
+            '  else printf "owned %s missing\\n" "$f"; fi',
             "done",
         ]
     if units:
@@ -124,7 +136,7 @@ def live_hosts(
         what = managed.get(host.name) or {}
         script = host_script(
             list(what.get("files") or []), list(what.get("units") or []),
-            packages.get(host.name) or [],
+            packages.get(host.name) or [], list(what.get("owned") or []),
         )  # fmt: skip
         rc, out = target.run_script(host, script, access)
         if rc != 0:
@@ -146,28 +158,39 @@ def differences(recorded: dict[str, list[str]], live: dict[str, list[str]]) -> l
         keyed_was = {_key(line): line for line in was}
         keyed_now = {_key(line): line for line in now}
         found = [
-            f"{host}: {_key(k_line)} was '{_value(keyed_was.get(k_line))}', "
-            f"now '{_value(keyed_now.get(k_line))}'"
-            for k_line in sorted(set(keyed_was) | set(keyed_now))
-            if keyed_was.get(k_line) != keyed_now.get(k_line)
+            _said(host, key, keyed_was.get(key), keyed_now.get(key))
+            for key in sorted(set(keyed_was) | set(keyed_now))
+            if keyed_was.get(key) != keyed_now.get(key)
         ]
         said += found[:3] + ([f"{host}: {len(found) - 3} more"] if len(found) > 3 else [])
     return said
 
 
+KEYED = ("file", "path", "owned", "unit", "package")  # lines of one named thing each
+
+
+def _said(host: str, key: str, was: str | None, now: str | None) -> str:
+    if key.startswith("altered "):  # dpkg -V: a file of a package changed since apt
+        change = "changed since apt installed it" if now else "restored"
+        return f"{host}: package file {change}: {key.removeprefix('altered ')}"
+    return f"{host}: {key} was '{_value(was)}', now '{_value(now)}'"
+
+
 def _key(line: str) -> str:
+    """What a line is about: ``file /etc/x``, ``unit mosquitto``, ``firewall``;
+    an ``altered`` line (dpkg -V) is its own key."""
     kind, _, rest = line.partition(" ")
-    return (
-        f"{kind} {rest.split(' ', 1)[0]}" if kind in ("file", "path", "unit", "package") else kind
-    )
+    if kind in KEYED:
+        return f"{kind} {rest.split(' ', 1)[0]}"
+    return line if kind == "altered" else kind
 
 
 def _value(line: str | None) -> str:
     if line is None:
         return "absent"
     parts = line.split(" ")
-    value = " ".join(parts[2:] if parts[0] in ("file", "path", "unit", "package") else parts[1:])
-    return value[:24] if parts[0] in ("file", "firewall") else value
+    value = " ".join(parts[2:] if parts[0] in KEYED else parts[1:])
+    return value[:40] if parts[0] in ("file", "owned", "firewall") else value
 
 
 def record(

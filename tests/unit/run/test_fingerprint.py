@@ -20,14 +20,28 @@ def test_script_sees_files_directories_missing_files_and_packages(tmp_path: Path
     conf, folder, gone = tmp_path / "a.conf", tmp_path / "d", tmp_path / "gone.conf"
     conf.write_text("listener 1883\n")
     folder.mkdir()
-    script = host_script([str(conf), str(folder), str(gone)], [], ["dpkg", "no-such-package-x"])
+    (folder / "runtime.log").write_text("a")
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "collector.json").write_text("{}")
+    script = host_script(
+        [str(conf), str(folder), str(gone)], [], ["dpkg", "no-such-package-x"], [str(own)]
+    )
     lines = _run(script)
     assert any(line.startswith(f"file {conf} ") and len(line.split()[-1]) == 64 for line in lines)
     assert any(line.startswith(f"path {folder} directory:") for line in lines)
+    assert any(line.startswith(f"owned {own} directory:") for line in lines)
     assert f"file {gone} missing" in lines
     assert any(line.startswith("package dpkg ") and line.endswith(" ii ") for line in lines)
     assert any("no-such-package-x" in line for line in lines)
     assert _run(script) == lines  # stable: the same state gives the same lines
+    (folder / "runtime.log").write_text("what the software writes is its own")
+    assert _run(script) == lines  # a directory the roles made: mode and owner only
+
+    (own / "collector.json").write_text('{"edited": true}')  # nodekit's own: its content counts
+    said = differences({"edge-01": lines}, {"edge-01": _run(script)})
+    assert len(said) == 1 and said[0].startswith(f"edge-01: owned {own} was '")
+    (own / "collector.json").write_text("{}")
 
     conf.write_text("listener 1884\n")  # a hand edit
     conf.chmod(0o600)
@@ -42,6 +56,10 @@ def test_differences_name_units_firewall_and_hosts() -> None:
     assert "h1: unit mosquitto was 'active enabled', now 'inactive enabled'" in said
     assert "h1: firewall was 'aaaa', now 'cccc'" in said
     assert "h2: not in the plan" in said and "h3: not recorded" in said
+    altered = {"h1": ["altered ??5?????? c /etc/mosquitto/mosquitto.conf"]}
+    said = differences({"h1": []}, altered)
+    conf = "??5?????? c /etc/mosquitto/mosquitto.conf"
+    assert said == [f"h1: package file changed since apt installed it: {conf}"]
     assert differences(was, was) == []
 
 
