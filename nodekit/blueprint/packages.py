@@ -8,6 +8,7 @@ secrets store at deploy time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -187,3 +188,11 @@ PACKAGES: dict[str, PackageSpec] = {
         ),
     )
 }
+
+
+def with_pins(names: Iterable[str], pins: Mapping[str, str]) -> list[str]:
+    """apt requests: ``names``, each pinned package as ``name=version`` (appended when
+    not among them, as postgresql-15 beside the ``postgresql`` metapackage)."""
+    names = list(names)
+    pinned = [f"{name}={version}" for name, version in sorted(pins.items()) if name not in names]
+    return [f"{name}={pins[name]}" if name in pins else name for name in names] + pinned

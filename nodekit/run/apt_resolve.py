@@ -4,7 +4,12 @@ the requested packages against the node image's dpkg status and downloads them.
 Nothing of the host's own apt state is written: apt's lock and
 ``extended_states`` live in a private folder, the package lists are the host's
 (read only), the ``.deb`` files go to nodekit's cache. Every apt failure becomes
-one nodekit error (:func:`classify_apt_failure`), never a traceback.
+one nodekit error (:func:`run_apt`), never a traceback.
+
+A request ``name=version`` pins a package (``software[].version``): apt
+resolves that version, and a private preferences file holds every package
+built from the same source at it too (a pinned mosquitto needs the libmosquitto1
+of its own version). The base role gives the node's apt the same preferences.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodekit.blueprint.version_rules import is_debian_version
 from nodekit.errors import InputError, OperationError, ToolchainError
 
 EventFn = Callable[[str], None]
@@ -30,6 +36,9 @@ _UNKNOWN = (
     re.compile(r"^E: Package '([^']+)' has no installation candidate"),
     re.compile(r"^E: Couldn't find any package by (?:glob|regex) '([^']+)'"),
 )
+_NO_VERSION = re.compile(r"^E: Version '([^']+)' for '([^']+)' was not found")
+# Above 1000: apt takes the pinned version even below an installed one.
+PIN_PRIORITY = 1001
 
 
 @dataclass(frozen=True)
@@ -47,14 +56,47 @@ class ResolvedDeb:
 
 
 def check_names(packages: Sequence[str]) -> tuple[str, ...]:
+    """The requests, sorted and deduplicated: ``name``, or ``name=version`` for a pin
+    (a package requested both pinned and not is requested pinned)."""
     if isinstance(packages, str):
         raise InputError("packages must be a list of names, not one string")
-    bad = sorted({p for p in packages if not _PACKAGE_NAME.match(p)})
+    bad = sorted({p for p in packages if not _request(p)})
     if bad:
-        raise InputError("not a Debian package name: " + ", ".join(map(repr, bad)), packages=bad)
+        raise InputError(
+            "not a Debian package name (or name=version): " + ", ".join(map(repr, bad)),
+            packages=bad,
+        )
     if not packages:
         raise InputError("a bundle needs at least one package")
-    return tuple(sorted(set(packages)))
+    versions: dict[str, set[str]] = {}
+    for request in packages:
+        name, _, version = request.partition("=")
+        versions.setdefault(name, set()).update({version} - {""})
+    twice = sorted(f"{n} ({', '.join(sorted(v))})" for n, v in versions.items() if len(v) > 1)
+    if twice:
+        raise InputError("pinned to two versions in one bundle: " + "; ".join(twice))
+    return tuple(sorted(f"{n}={min(v)}" if v else n for n, v in versions.items()))
+
+
+def _request(text: str) -> bool:
+    name, pinned, version = text.partition("=")
+    return bool(_PACKAGE_NAME.match(name)) and (not pinned or is_debian_version(version))
+
+
+def pins(requested: Sequence[str]) -> dict[str, str]:
+    """Package -> version of the ``name=version`` requests."""
+    split = (request.partition("=") for request in requested)
+    return {name: version for name, pinned, version in split if pinned}
+
+
+def preferences(pinned: Mapping[str, str]) -> str:
+    """apt preferences holding each pinned package, and every package built from its
+    source, at its version (nodekit's main packages are their source's namesakes:
+    ``src:NAME``)."""
+    return "".join(
+        f"Package: {name} src:{name}\nPin: version {version}\nPin-Priority: {PIN_PRIORITY}\n\n"
+        for name, version in sorted(pinned.items())
+    )
 
 
 def ensure_apt_lists(say: EventFn) -> None:
@@ -72,14 +114,18 @@ def ensure_apt_lists(say: EventFn) -> None:
         )
 
 
-def apt_options(status: Path, state: Path, archives: Path) -> list[str]:
+def apt_options(
+    status: Path, state: Path, archives: Path, pinned: Mapping[str, str] | None = None
+) -> list[str]:
     """apt-get options that read the node image's status in a private state dir.
 
-    The state dir holds apt's lock and ``extended_states``; the lists stay the
-    host's. Locking is off because ``bundle.lock`` already serialises bundle
-    builds and nothing but nodekit writes the .deb cache.
+    The state dir holds apt's lock, ``extended_states`` and the preferences of
+    the pins (in place of this machine's ``/etc/apt/preferences``); the lists
+    stay the host's. Locking is off because ``bundle.lock`` already serialises
+    bundle builds and nothing but nodekit writes the .deb cache.
     """
     (archives / "partial").mkdir(parents=True, exist_ok=True)
+    (state / "preferences").write_text(preferences(pinned or {}))
     options = [
         "-q",
         "-o",
@@ -100,6 +146,8 @@ def apt_options(status: Path, state: Path, archives: Path) -> list[str]:
         "Debug::NoLocking=true",
         "-o",
         "APT::Install-Recommends=false",
+        "-o",
+        f"Dir::Etc::Preferences={state / 'preferences'}",
     ]
     if os.geteuid() == 0:
         # The cache sits in root's home, which apt's _apt user cannot enter.
@@ -108,7 +156,7 @@ def apt_options(status: Path, state: Path, archives: Path) -> list[str]:
 
 
 def resolve(options: list[str], requested: tuple[str, ...]) -> list[ResolvedDeb]:
-    proc = run_apt([*options, "-s", "install", "-y", "--no-install-recommends"], requested)
+    proc = run_apt(options, ["-s", "install", "-y", "--no-install-recommends"], requested)
     resolved = {}
     for line in proc.stdout.splitlines():
         match = INST.match(line)
@@ -118,9 +166,16 @@ def resolve(options: list[str], requested: tuple[str, ...]) -> list[ResolvedDeb]
     return [resolved[name] for name in sorted(resolved)]
 
 
-def run_apt(args: list[str], requested: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+def download(options: list[str], requested: tuple[str, ...]) -> None:
+    """The resolved .deb files into the archives folder of ``options``."""
+    run_apt(options, ["--download-only", "install", "-y", "--no-install-recommends"], requested)
+
+
+def run_apt(
+    options: list[str], command: list[str], requested: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        ["apt-get", *args, *requested],
+        ["apt-get", *options, *command, *requested],
         capture_output=True,
         text=True,
         env=apt_env(),
@@ -128,7 +183,46 @@ def run_apt(args: list[str], requested: tuple[str, ...]) -> subprocess.Completed
     )
     if proc.returncode == 0:
         return proc
-    raise classify_apt_failure(proc.stdout + "\n" + proc.stderr)
+    output = proc.stdout + "\n" + proc.stderr
+    missing = [
+        (m.group(2), m.group(1)) for line in output.splitlines() if (m := _NO_VERSION.match(line))
+    ]
+    if missing:
+        raise version_not_found(missing, {n: available_versions(options, n) for n, _ in missing})
+    raise classify_apt_failure(output)
+
+
+def available_versions(options: list[str], name: str) -> list[str]:
+    """The versions of a package this machine's apt lists hold, newest first."""
+    proc = subprocess.run(
+        ["apt-cache", *options, "madison", name],
+        capture_output=True,
+        text=True,
+        env=apt_env(),
+        check=False,
+    )
+    versions: list[str] = []
+    for line in proc.stdout.splitlines():  # " NAME | VERSION | MIRROR SUITE/main ARCH Packages"
+        parts = [part.strip() for part in line.split("|")]
+        if len(parts) == 3 and parts[0] == name and parts[2].endswith("Packages"):
+            versions += [parts[1]] if parts[1] not in versions else []
+    return versions
+
+
+def version_not_found(
+    missing: list[tuple[str, str]], available: dict[str, list[str]]
+) -> InputError:
+    """A pinned version the Debian archive does not have: the versions it has, the fix."""
+    what = "; ".join(
+        f"{name} {version} is not in the Debian 12 archive (this machine's apt lists); "
+        f"the versions there: {', '.join(available.get(name) or []) or 'none'}"
+        for name, version in missing
+    )
+    fix = (
+        "set software[].version to one of those versions, or leave it out for the newest "
+        "(a version released since the lists were fetched: run `apt-get update` here)"
+    )
+    return InputError(what, packages=[n for n, _ in missing], fix=fix)
 
 
 def classify_apt_failure(output: str) -> OperationError | InputError:

@@ -53,9 +53,10 @@ from nodekit.run.apt_resolve import (
     apt_env,
     apt_options,
     check_names,
+    download,
     ensure_apt_lists,
+    pins,
     resolve,
-    run_apt,
 )
 from nodekit.toolchain import cache_dir
 
@@ -90,7 +91,9 @@ def build_bundle(
     on_event: EventFn | None = None,
 ) -> BundleResult:
     """Build (or reuse) in ``dest`` the bundle of ``packages`` for hosts that
-    have what the dpkg status file ``baseline`` lists.
+    have what the dpkg status file ``baseline`` lists. A package given as
+    ``name=version`` is pinned: the bundle holds that version (and the packages
+    of its source at it), or the build fails listing the versions there are.
 
     Raises :class:`InputError` for a malformed or unknown package name,
     :class:`ToolchainError` when apt, dpkg-dev or the baseline is missing,
@@ -138,15 +141,12 @@ def build_bundle(
         status = Path(baseline)
         ensure_apt_lists(say)
         with tempfile.TemporaryDirectory(prefix="nodekit-apt-") as state:
-            options = apt_options(status, Path(state), debs)
+            options = apt_options(status, Path(state), debs, pins(requested))
             resolved = resolve(options, requested)
             missing = [d for d in resolved if not (debs / d.filename).is_file()]
             if missing:
                 say(f"bundle: downloading {len(missing)} of {len(resolved)} packages")
-                run_apt(
-                    [*options, "--download-only", "install", "-y", "--no-install-recommends"],
-                    requested,
-                )
+                download(options, requested)
             else:
                 say(f"bundle: all {len(resolved)} packages are in the cache")
         names = tuple(sorted(d.filename for d in resolved))
