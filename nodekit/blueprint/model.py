@@ -281,7 +281,9 @@ class Software(Model):
     host: str
     """The compute host it runs on."""
     version: str | None = None
-    """Version pin of the package (Debian version string)."""
+    """Pins the software's main Debian package to this Debian version (`nodekit packages`
+    names it): the site bundle carries it, apt installs it, verify checks it. Not for
+    nodekit's own agents."""
     ports: list[Port] | None = None
     """Ports it listens on; when absent, the package's default ports."""
     settings: dict[str, Any] = {}

@@ -8,6 +8,7 @@ secrets store at deploy time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -97,6 +98,9 @@ class PackageSpec:
     # (a package with no default port listens on none: `ports` is refused)
     purge: tuple[str, ...] = ()  # Debian packages purged when the software is removed
     owned_paths: tuple[str, ...] = ()  # files nodekit writes that no package owns
+    # The Debian package `software[].version` pins (the software itself); None for
+    # nodekit's own agents, whose version is nodekit's.
+    main_package: str | None = None
 
     @property
     def settings_keys(self) -> tuple[str, ...]:
@@ -112,6 +116,7 @@ PACKAGES: dict[str, PackageSpec] = {
             apt_packages=("mosquitto",),
             service="mosquitto",
             default_ports=("1883/tcp",),
+            main_package="mosquitto",
             settings=MosquittoSettings,
             description="MQTT broker for machine telemetry",
             one_port=False,  # one listener per port
@@ -128,6 +133,7 @@ PACKAGES: dict[str, PackageSpec] = {
             apt_packages=("prometheus-node-exporter",),
             service="prometheus-node-exporter",
             default_ports=("9100/tcp",),
+            main_package="prometheus-node-exporter",
             settings=NodeExporterSettings,
             description="host metrics for Prometheus",
             purge=("prometheus-node-exporter",),
@@ -138,6 +144,7 @@ PACKAGES: dict[str, PackageSpec] = {
             apt_packages=("postgresql",),
             service="postgresql",
             default_ports=("5432/tcp",),
+            main_package="postgresql-15",  # the server (the metapackage's 15+248 says little)
             settings=PostgresqlSettings,
             description="PostgreSQL database (historian, MES data)",
             purge=("postgresql", "postgresql-15"),  # its data goes with it
@@ -174,9 +181,18 @@ PACKAGES: dict[str, PackageSpec] = {
             apt_packages=("prometheus",),
             service="prometheus",
             default_ports=("9090/tcp",),
+            main_package="prometheus",
             settings=PrometheusSettings,
             description="metrics server scraping the node's exporters",
             purge=("prometheus",),
         ),
     )
 }
+
+
+def with_pins(names: Iterable[str], pins: Mapping[str, str]) -> list[str]:
+    """apt requests: ``names``, each pinned package as ``name=version`` (appended when
+    not among them, as postgresql-15 beside the ``postgresql`` metapackage)."""
+    names = list(names)
+    pinned = [f"{name}={version}" for name, version in sorted(pins.items()) if name not in names]
+    return [f"{name}={pins[name]}" if name in pins else name for name in names] + pinned

@@ -21,6 +21,7 @@ from nodekit.blueprint.report import Loc, Report
 from nodekit.blueprint.source import Located, did_you_mean
 from nodekit.blueprint.ssh_rules import check_ssh
 from nodekit.blueprint.uplink_rules import check_uplink
+from nodekit.blueprint.version_rules import check_versions
 
 DOCKER_DEFAULT = ipaddress.IPv4Network("172.17.0.0/16")
 NEEDS_HOST = ("printer", "cnc", "camera")
@@ -50,6 +51,7 @@ def check(node: Node, report: Report, skipped: Skipped) -> None:
     check_equipment(node, report, skipped)
     check_uplink(node, report, skipped)
     check_order(node, report, skipped)
+    check_versions(node, report, skipped)
 
 
 def unique_names(root: Located, report: Report, lists: Iterable[tuple[str, ...]]) -> None:

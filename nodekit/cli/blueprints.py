@@ -174,7 +174,8 @@ def packages(format: Format = FORMAT) -> None:
     """List the packages `software[].package` may name, with their settings.
 
     Each package is one Ansible role and one verification. A software item
-    without `ports` gets the package's default ports.
+    without `ports` gets the package's default ports; its `version` pins the
+    Debian package listed under "version pins" (none: nodekit's own agent).
 
     Examples: `nodekit packages`, `nodekit packages --format json`
     """
@@ -186,6 +187,7 @@ def packages(format: Format = FORMAT) -> None:
                     "name": spec.name,
                     "role": spec.role,
                     "apt_packages": list(spec.apt_packages),
+                    "version_pins": spec.main_package,
                     "service": spec.service,
                     "default_ports": list(spec.default_ports),
                     "settings": list(spec.settings_keys),
@@ -197,7 +199,7 @@ def packages(format: Format = FORMAT) -> None:
         )
         return
     table = Table(title="nodekit packages", title_justify="left")
-    for column in ("package", "role", "default ports", "service", "settings"):
+    for column in ("package", "role", "default ports", "service", "version pins", "settings"):
         table.add_column(column, overflow="fold")
     for spec in specs:
         table.add_row(
@@ -205,6 +207,7 @@ def packages(format: Format = FORMAT) -> None:
             spec.role,
             ", ".join(spec.default_ports),
             spec.service,
+            spec.main_package or "-",
             ", ".join(spec.settings_keys) or "-",
         )
     print_table(table)

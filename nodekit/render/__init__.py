@@ -168,6 +168,7 @@ def render_files(blueprint: Blueprint) -> dict[str, bytes]:
         flows_allowed=allowed,
         flows_denied=denied,
         packages=checks.packages(node),
+        pins=checks.pins(node),
         equipment=checks.equipment(node),
         telemetry=checks.telemetry(node),
         unit_order=checks.unit_order(node),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nodekit.blueprint.packages import with_pins
 from nodekit.render.plan import (
     BUNDLE_MOUNT,
     HostPlan,
@@ -265,4 +266,21 @@ def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
         result.update(equipment_vars(node, host))
     for service in host.services:
         result.update(ROLE_VARS[service.role](node, host, service))
+    result.update(pin_vars(host))
+    return result
+
+
+def pin_vars(host: HostPlan) -> dict[str, Any]:
+    """software[].version: the role installs ``name=version`` and the base role holds
+    the package (with its source's packages) at it. Nothing for a host without pins."""
+    from nodekit.run.bundle import role_apt_packages
+
+    pins = sorted((s.pin, s.role) for s in host.services if s.pin is not None)
+    if not pins:
+        return {}
+    result: dict[str, Any] = {
+        "nodekit_apt_pins": [{"package": p, "version": v} for (p, v), _ in pins]
+    }
+    for (package, version), role in pins:
+        result[f"{role}_apt_packages"] = with_pins(role_apt_packages([role]), {package: version})
     return result

@@ -127,6 +127,11 @@ def packages(node: NodePlan) -> list[Row]:
     ]  # fmt: skip
 
 
+def pins(node: NodePlan) -> list[Row]:
+    """(host, software, Debian package, version): software[].version installed exactly."""
+    return [(s.host, s.name, *s.pin) for s in node.services if s.pin]
+
+
 def equipment(node: NodePlan) -> list[Row]:
     """(host, equipment, protocol, address:port): each machine checked over its
     protocol from the host that drives it (else a host in its zone)."""

@@ -65,6 +65,7 @@ class ServicePlan:
     depends_on: tuple[
         str, ...
     ] = ()  # software names (configured first; on one host, started first)
+    pin: tuple[str, str] | None = None  # software[].version: (main Debian package, version)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,11 @@ class NodePlan:
         return tuple(s for h in self.hosts for s in h.services)
 
     @property
+    def pins(self) -> dict[str, str]:
+        """Debian package -> version: the node's software[].version (one per package)."""
+        return dict(s.pin for s in self.services if s.pin)
+
+    @property
     def stack(self) -> str:
         return self.name
 
@@ -243,6 +249,9 @@ def plan(data: dict[str, Any]) -> NodePlan:
                 broker=broker["name"] if broker else None,
                 store=store,
                 depends_on=tuple(item.get("depends_on") or ()),
+                pin=(spec.main_package, item["version"])
+                if item.get("version") and spec.main_package
+                else None,
             )
         )
         for user in (item.get("settings") or {}).get("users") or []:

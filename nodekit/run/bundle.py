@@ -11,7 +11,7 @@ files plus a flat apt index. :func:`build_bundle` makes one on this machine:
    packages against that status file, in a private apt state folder (no lock
    or ``extended_states`` of the host's own apt is touched), and downloads the
    missing ``.deb`` files into the shared cache ``<cache>/debs/`` — a second
-   bundle of the same packages downloads nothing;
+   bundle of the same packages downloads nothing (:mod:`nodekit.run.apt_resolve`);
 3. exactly the resolved ``.deb`` files are hard-linked (or copied) into the
    bundle folder, indexed with ``dpkg-scanpackages`` into ``Packages`` and
    ``Packages.gz``, and described in ``nodekit-bundle.json``. Everything is
@@ -36,12 +36,11 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +48,17 @@ from typing import Any
 import yaml
 
 from nodekit.errors import InputError, OperationError, ToolchainError
+from nodekit.run.apt_resolve import (
+    EventFn,
+    apt_env,
+    apt_options,
+    check_names,
+    download,
+    ensure_apt_lists,
+    pins,
+    resolve,
+)
 from nodekit.toolchain import cache_dir
-
-EventFn = Callable[[str], None]
 
 #: Where the Ansible roles live in a checkout; each role names its packages
 #: in ``defaults/main.yml`` as ``<role>_apt_packages``.
@@ -63,17 +70,6 @@ MANIFEST = "nodekit-bundle.json"
 INDEX_FILES = ("Packages", "Packages.gz")
 FORMAT = 1
 SETUP = "make setup"
-APT_LISTS = Path("/var/lib/apt/lists")
-
-# Debian policy 5.6.1: lower case letters, digits, + - . ; at least 2 chars.
-_PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-# `apt-get -s` lines: "Inst NAME [OLD] (VERSION ORIGIN [ARCH])".
-_INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) .*\[([^\]]+)\]\)")
-_UNKNOWN = (
-    re.compile(r"^E: Unable to locate package (\S+)"),
-    re.compile(r"^E: Package '([^']+)' has no installation candidate"),
-    re.compile(r"^E: Couldn't find any package by (?:glob|regex) '([^']+)'"),
-)
 
 
 @dataclass(frozen=True)
@@ -87,20 +83,6 @@ class BundleResult:
     reused: bool  # True when ``path`` already held this bundle
 
 
-@dataclass(frozen=True)
-class ResolvedDeb:
-    """One package apt chose to install on the node image."""
-
-    name: str
-    version: str
-    arch: str
-
-    @property
-    def filename(self) -> str:
-        # apt's own archive name: an epoch's colon is URL-encoded.
-        return f"{self.name}_{self.version.replace(':', '%3a')}_{self.arch}.deb"
-
-
 def build_bundle(
     packages: Sequence[str],
     dest: Path,
@@ -109,7 +91,9 @@ def build_bundle(
     on_event: EventFn | None = None,
 ) -> BundleResult:
     """Build (or reuse) in ``dest`` the bundle of ``packages`` for hosts that
-    have what the dpkg status file ``baseline`` lists.
+    have what the dpkg status file ``baseline`` lists. A package given as
+    ``name=version`` is pinned: the bundle holds that version (and the packages
+    of its source at it), or the build fails listing the versions there are.
 
     Raises :class:`InputError` for a malformed or unknown package name,
     :class:`ToolchainError` when apt, dpkg-dev or the baseline is missing,
@@ -117,7 +101,7 @@ def build_bundle(
     """
     say = on_event or (lambda _message: None)
     started = time.monotonic()
-    requested = _check_names(packages)
+    requested = check_names(packages)
     scanner = shutil.which("dpkg-scanpackages")
     if scanner is None:
         raise ToolchainError(
@@ -155,17 +139,14 @@ def build_bundle(
                 dest, reused, _folder_bytes(dest), time.monotonic() - started, reused=True
             )
         status = Path(baseline)
-        _ensure_apt_lists(say)
+        ensure_apt_lists(say)
         with tempfile.TemporaryDirectory(prefix="nodekit-apt-") as state:
-            options = _apt_options(status, Path(state), debs)
-            resolved = _resolve(options, requested)
+            options = apt_options(status, Path(state), debs, pins(requested))
+            resolved = resolve(options, requested)
             missing = [d for d in resolved if not (debs / d.filename).is_file()]
             if missing:
                 say(f"bundle: downloading {len(missing)} of {len(resolved)} packages")
-                _apt(
-                    [*options, "--download-only", "install", "-y", "--no-install-recommends"],
-                    requested,
-                )
+                download(options, requested)
             else:
                 say(f"bundle: all {len(resolved)} packages are in the cache")
         names = tuple(sorted(d.filename for d in resolved))
@@ -211,119 +192,6 @@ def role_apt_packages(roles: Iterable[str], roles_dir: Path = ROLES_DIR) -> list
 # --- the parts ---------------------------------------------------------------
 
 
-def _check_names(packages: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(packages, str):
-        raise InputError("packages must be a list of names, not one string")
-    bad = sorted({p for p in packages if not _PACKAGE_NAME.match(p)})
-    if bad:
-        raise InputError("not a Debian package name: " + ", ".join(map(repr, bad)), packages=bad)
-    if not packages:
-        raise InputError("a bundle needs at least one package")
-    return tuple(sorted(set(packages)))
-
-
-def _ensure_apt_lists(say: EventFn) -> None:
-    if any(APT_LISTS.glob("*_Packages*")):
-        return
-    say("bundle: this host has no apt lists; running apt-get update")
-    proc = subprocess.run(
-        ["apt-get", "-q", "update"], capture_output=True, text=True, env=_apt_env(), check=False
-    )
-    if proc.returncode != 0:
-        raise ToolchainError(
-            "apt-get update failed: " + _apt_errors(proc.stderr or proc.stdout),
-            part="apt",
-            fix="run `apt-get update` as root (the host's Debian mirror must be reachable)",
-        )
-
-
-def _apt_options(status: Path, state: Path, archives: Path) -> list[str]:
-    """apt-get options that read the node image's status in a private state dir.
-
-    The state dir holds apt's lock and ``extended_states``; the lists stay the
-    host's. Locking is off because ``bundle.lock`` already serialises bundle
-    builds and nothing but nodekit writes the .deb cache.
-    """
-    (archives / "partial").mkdir(parents=True, exist_ok=True)
-    options = [
-        "-q",
-        "-o",
-        f"Dir::State={state}",
-        "-o",
-        f"Dir::State::Lists={APT_LISTS}",
-        "-o",
-        f"Dir::State::status={status}",
-        "-o",
-        f"Dir::State::extended_states={state / 'extended_states'}",
-        "-o",
-        f"Dir::Cache::archives={archives}",
-        "-o",
-        "Dir::Cache::pkgcache=",
-        "-o",
-        "Dir::Cache::srcpkgcache=",
-        "-o",
-        "Debug::NoLocking=true",
-        "-o",
-        "APT::Install-Recommends=false",
-    ]
-    if os.geteuid() == 0:
-        # The cache sits in root's home, which apt's _apt user cannot enter.
-        options += ["-o", "APT::Sandbox::User=root"]
-    return options
-
-
-def _resolve(options: list[str], requested: tuple[str, ...]) -> list[ResolvedDeb]:
-    proc = _apt([*options, "-s", "install", "-y", "--no-install-recommends"], requested)
-    resolved = {}
-    for line in proc.stdout.splitlines():
-        match = _INST.match(line)
-        if match:
-            deb = ResolvedDeb(*match.groups())
-            resolved[deb.name] = deb
-    return [resolved[name] for name in sorted(resolved)]
-
-
-def _apt(args: list[str], requested: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["apt-get", *args, *requested],
-        capture_output=True,
-        text=True,
-        env=_apt_env(),
-        check=False,
-    )
-    if proc.returncode == 0:
-        return proc
-    raise _classify_apt_failure(proc.stdout + "\n" + proc.stderr)
-
-
-def _classify_apt_failure(output: str) -> OperationError | InputError:
-    """Turn apt-get's output into the right nodekit error (one place for all)."""
-    unknown = sorted(
-        {m.group(1) for line in output.splitlines() for rx in _UNKNOWN if (m := rx.match(line))}
-    )
-    if unknown:
-        return InputError(
-            "unknown Debian package(s) for Debian 12: " + ", ".join(unknown), packages=unknown
-        )
-    if "Unable to correct problems" in output or "unmet dependencies" in output:
-        return OperationError(
-            "apt cannot satisfy the dependencies of the bundle: " + _apt_errors(output),
-            part="apt",
-        )
-    return OperationError("apt-get failed: " + _apt_errors(output), part="apt")
-
-
-def _apt_errors(output: str) -> str:
-    lines = [ln.strip() for ln in output.splitlines() if ln.startswith(("E:", "W:"))]
-    return "; ".join(lines) or (output.strip().splitlines() or ["no output"])[-1]
-
-
-def _apt_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(LC_ALL="C", LANG="C", DEBIAN_FRONTEND="noninteractive")
-    return env
-
-
 def _populate(dest: Path, debs: Path, names: tuple[str, ...]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / MANIFEST).unlink(missing_ok=True)  # not a finished bundle until rewritten
@@ -355,7 +223,7 @@ def _write_index(dest: Path, scanner: str) -> None:
         [scanner, "--multiversion", "."],
         cwd=dest,
         capture_output=True,
-        env=_apt_env(),
+        env=apt_env(),
         check=False,
     )
     if proc.returncode != 0:

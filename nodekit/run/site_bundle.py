@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 
 from nodekit.agents import populate_wheels
+from nodekit.blueprint.packages import with_pins
 from nodekit.errors import DockerError
 from nodekit.render.plan import NodePlan, plan
 from nodekit.run.bundle import build_bundle, role_apt_packages
@@ -56,8 +57,10 @@ def needs_wheels(node: NodePlan) -> bool:
 
 
 def node_packages(node: NodePlan) -> list[str]:
-    """The Debian packages the node's roles install (without dependencies)."""
-    return role_apt_packages(sorted({role for host in node.hosts for role in host.roles}))
+    """The Debian packages the node's roles install (without dependencies); a
+    pinned one (software[].version) as ``name=version``."""
+    roles = sorted({role for host in node.hosts for role in host.roles})
+    return with_pins(role_apt_packages(roles), node.pins)
 
 
 def make_site_bundle(

@@ -98,7 +98,8 @@ def bundle_stage(run: Run, node: NodePlan) -> int:
                 say = lambda line: run.emit("bundle", "info", line)  # noqa: E731
                 wheels = populate_wheels(result.path / "wheels", say)
         except NodekitError as error:
-            raise StageError(str(error), node=node.name, stage="bundle") from None
+            fix = str(error.context.get("fix") or "")
+            raise StageError(str(error), node=node.name, stage="bundle", fix=fix) from None
         out["changed"] = (0 if result.reused else 1) + wheels
         out["detail"] = f"{len(result.packages)} packages" + (" (reused)" if result.reused else "")
     files = [p for p in result.path.rglob("*") if p.is_file()]

@@ -6,7 +6,9 @@ cases of the matrix:
 | node    | shape                                             | settings                      |
 |---------|---------------------------------------------------|-------------------------------|
 | mx-min  | one host, one zone; no flows, gateway, equipment, | every package at its defaults |
-|         | checks, uplink or domain (every optional absent)  | (each list setting empty)     |
+|         | checks, uplink or domain (every optional absent)  | (each list setting empty);    |
+|         |                                                   | mosquitto pinned below the    |
+|         |                                                   | newest (software[].version)   |
 | mx-one  | two zones and a gateway, flows, equipment, checks | each list setting one item;   |
 |         |                                                   | Prometheus with no target     |
 | mx-many | two zones, no gateway, no flows                   | each list setting several     |
@@ -17,7 +19,9 @@ stage; the settings must have taken effect on the hosts.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +32,12 @@ from nodekit.blueprint import load
 from nodekit.cli.main import main
 from nodekit.pulumi.docker_provider import NODE_LABEL
 from nodekit.run import deploy as runs
+from nodekit.toolchain import cache_dir
 
 pytestmark = pytest.mark.integration
+# An older mosquitto than the newest of Debian 12 (bookworm-security's, behind bookworm's
+# point release): the pin must win over the newest.
+PIN, NEWEST = "2.0.11-1.2+deb12u1", "2.0.11-1.2+deb12u2"
 
 HEAD = """\
 apiVersion: nodekit/v1
@@ -44,7 +52,7 @@ site:
 
 MIN = (
     HEAD.format(name="nktest-mx-min", timezone="UTC")
-    + """\
+    + f"""\
 network:
   zones:
     - name: cell
@@ -58,6 +66,7 @@ software:
   - name: broker
     package: mosquitto
     host: solo
+    version: {PIN}
   - name: db
     package: postgresql
     host: solo
@@ -233,6 +242,21 @@ def _deploy(sites: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[s
     return results
 
 
+def _newest_mosquitto(client: docker.DockerClient, container: str) -> None:
+    """Install the newest mosquitto (from mx-many's bundle) in a container, with dpkg."""
+    bundle = cache_dir() / "node-bundles" / "nktest-mx-many"
+    names = [f"{p}_{NEWEST}_amd64.deb" for p in ("mosquitto", "libmosquitto1", "mosquitto-clients")]
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name in names:
+            tar.add(bundle / name, arcname=name)
+    target = client.containers.get(container)
+    assert target.put_archive("/tmp", archive.getvalue())
+    command = ["dpkg", "--force-confold", "-i", *(f"/tmp/{name}" for name in names)]
+    result = target.exec_run(command, environment={"DEBIAN_FRONTEND": "noninteractive"})
+    assert result.exit_code == 0, result.output.decode(errors="replace")
+
+
 def test_every_case_deploys_verifies_and_converges(
     fleet: Path, docker_client: docker.DockerClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -261,6 +285,15 @@ def test_every_case_deploys_verifies_and_converges(
     assert "connection" not in conf  # no bridge
     databases = sql("min", "solo", 5432, "select datname from pg_database")
     assert databases == {"postgres", "template0", "template1"}
+    # The pin: the bundle carries that version (its source's packages too), apt
+    # installed it, verify checked it.
+    installed = sh("min", "solo", "dpkg-query -W -f '${Version} ' mosquitto libmosquitto1")
+    assert installed.split() == [PIN, PIN]
+    debs = {p.name for p in (cache_dir() / "node-bundles" / "nktest-mx-min").glob("*.deb")}
+    assert f"mosquitto_{PIN}_amd64.deb" in debs and f"libmosquitto1_{PIN}_amd64.deb" in debs
+    assert not [name for name in debs if NEWEST in name]
+    junit = Path(str(first["nktest-mx-min"]["run_dir"])) / "verify.xml"
+    assert 'name="test_package_version[solo:broker]"' in junit.read_text()
     # One item each.
     conf = sh("one", "hist", mosquitto_conf)
     assert "address 10.213.3.200:8883" in conf and "topic telemetry/# out 1" in conf
@@ -288,7 +321,21 @@ def test_every_case_deploys_verifies_and_converges(
         changed = {s["stage"]: s["changed"] for s in result["stages"]}  # type: ignore[union-attr]
         assert changed == dict.fromkeys(runs.STAGES, 0), (name, changed)
 
-    # 4. Destroy leaves nothing behind.
+    # 4. A newer mosquitto put on by hand (mx-many's bundle has it): verify names the
+    #    broken pin; a deploy brings the pinned version back (a downgrade).
+    _newest_mosquitto(docker_client, "nk-nktest-mx-min-solo")
+    min_file = str(fleet / "nktest-mx-min.yaml")
+    assert main(["verify", min_file, "--format", "json"]) == 1
+    (failed,) = json.loads(capsys.readouterr().out)["nodes"]
+    assert len(failed["failures"]) == 1, failed["failures"]
+    assert failed["failures"][0].startswith("solo: package version broker: ")
+    assert f"mosquitto is {NEWEST}, not the pinned {PIN}" in failed["failures"][0]
+    assert main(["deploy", min_file, "--yes"]) == 0
+    capsys.readouterr()
+    installed = sh("min", "solo", "dpkg-query -W -f '${Version} ' mosquitto mosquitto-clients")
+    assert installed.split() == [PIN, PIN]
+
+    # 5. Destroy leaves nothing behind.
     assert main(["destroy", str(fleet), "--yes"]) == 0
     for name in NODES:
         label = f"{NODE_LABEL}={name}"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from nodekit.errors import InputError, OperationError, ToolchainError
-from nodekit.run import bundle
+from nodekit.run import apt_resolve, bundle
+from nodekit.run.apt_resolve import ResolvedDeb
 from nodekit.run.bundle import (
     APT_SOURCE_LINE,
     ROLES_DIR,
-    ResolvedDeb,
     gzip_stable,
     manifest_bytes,
     role_apt_packages,
@@ -81,13 +81,13 @@ def test_malformed_role_packages_are_input_errors(tmp_path: Path, text: str) -> 
 
 
 def test_names_are_checked_sorted_and_deduplicated() -> None:
-    assert bundle._check_names(["nftables", "chrony", "nftables"]) == ("chrony", "nftables")
+    assert apt_resolve.check_names(["nftables", "chrony", "nftables"]) == ("chrony", "nftables")
     with pytest.raises(InputError, match="'Bad Name'"):
-        bundle._check_names(["chrony", "Bad Name"])
+        apt_resolve.check_names(["chrony", "Bad Name"])
     with pytest.raises(InputError, match="at least one"):
-        bundle._check_names([])
+        apt_resolve.check_names([])
     with pytest.raises(InputError, match="not one string"):
-        bundle._check_names("chrony")
+        apt_resolve.check_names("chrony")
 
 
 def test_simulated_install_lines_are_parsed() -> None:
@@ -97,7 +97,7 @@ def test_simulated_install_lines_are_parsed() -> None:
         "Inst libllvm14 (1:14.0.6-12 Debian:12.12/stable [amd64]) []",
         "Conf chrony (4.3-2+deb12u3 Debian:12.12/stable [amd64])",
     ]
-    found = [ResolvedDeb(*m.groups()) for ln in lines if (m := bundle._INST.match(ln))]
+    found = [ResolvedDeb(*m.groups()) for ln in lines if (m := apt_resolve.INST.match(ln))]
     assert [d.filename for d in found] == [
         "chrony_4.3-2+deb12u3_amd64.deb",
         "libc6_2.36-9+deb12u14_amd64.deb",
@@ -106,26 +106,26 @@ def test_simulated_install_lines_are_parsed() -> None:
 
 
 def test_unknown_packages_are_input_errors_naming_them() -> None:
-    error = bundle._classify_apt_failure(
+    error = apt_resolve.classify_apt_failure(
         "Reading package lists...\nE: Unable to locate package nosuchpkg\n"
         "E: Unable to locate package otherpkg\n"
     )
     assert isinstance(error, InputError)
     assert "nosuchpkg" in str(error) and "otherpkg" in str(error)
     assert error.context["packages"] == ["nosuchpkg", "otherpkg"]
-    virtual = bundle._classify_apt_failure(
+    virtual = apt_resolve.classify_apt_failure(
         "E: Package 'mail-transport' has no installation candidate"
     )
     assert isinstance(virtual, InputError) and "mail-transport" in str(virtual)
 
 
 def test_other_apt_failures_are_operation_errors() -> None:
-    broken = bundle._classify_apt_failure(
+    broken = apt_resolve.classify_apt_failure(
         "The following packages have unmet dependencies:\n x : Depends: y\n"
         "E: Unable to correct problems, you have held broken packages.\n"
     )
     assert isinstance(broken, OperationError) and "dependencies" in str(broken)
-    other = bundle._classify_apt_failure("E: Failed to fetch http://mirror/x.deb  404\n")
+    other = apt_resolve.classify_apt_failure("E: Failed to fetch http://mirror/x.deb  404\n")
     assert isinstance(other, OperationError) and "Failed to fetch" in str(other)
 
 
