@@ -226,7 +226,7 @@ class Uplink(Model):
 
 class Network(Model):
     domain: DnsName | None = None
-    """DNS suffix of the site's hosts, e.g. `lyon.example.internal`."""
+    """DNS suffix: each host is `<host>.<domain>`, named in every host's /etc/hosts."""
     zones: list[Zone] = Field(min_length=1)
     flows: list[Flow] = []
     """Traffic allowed between zones; everything else between zones is denied."""
