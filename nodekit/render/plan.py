@@ -48,6 +48,7 @@ class ZonePlan:
     cidr: str
     network: str  # the Docker network of this zone (local target)
     bridge: str  # this machine's address on that network: never a host's (local target)
+    vlan: int = 0  # 802.1Q VLAN id (0: none given)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def plan(data: dict[str, Any]) -> NodePlan:
             z["cidr"],
             network_name(node, z["name"]),
             highest_free_address(z["cidr"], used) or "",  # validated for the local target
+            int(z.get("vlan") or 0),
         )
         for z in network["zones"]
     )

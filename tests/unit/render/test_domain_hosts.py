@@ -59,3 +59,8 @@ def test_verify_checks_each_hosts_fqdn_and_the_next_hosts_address() -> None:
     module = render_files(load(LYON))["tests/test_lyon_additive_01.py"].decode()
     assert "def test_fqdn(" in module and 'check_output("hostname -f")' in module
     assert "getent hosts" in module
+
+
+def test_the_zones_vlans_are_in_the_plan() -> None:
+    node = plan(load(BREMEN).data)
+    assert [(z.name, z.vlan) for z in node.zones] == [("ot", 71), ("it", 72)]
