@@ -187,7 +187,7 @@ class Zone(Model):
     cidr: Cidr
     """IPv4 network of the zone; zones never overlap."""
     vlan: int | None = Field(default=None, ge=1, le=4094)
-    """802.1Q VLAN id, unique among zones."""
+    """802.1Q VLAN id, unique (local: a label of the zone's network; ssh: preflight checks)."""
     purpose: Literal["ot", "it", "dmz", "mgmt"] | None = None
     security_level: Literal[1, 2, 3, 4] | None = None
     """IEC 62443-3-2 target security level of the zone (SL-T, 1..4); read by policy."""
@@ -226,7 +226,7 @@ class Uplink(Model):
 
 class Network(Model):
     domain: DnsName | None = None
-    """DNS suffix of the site's hosts, e.g. `lyon.example.internal`."""
+    """DNS suffix: each host is `<host>.<domain>`, named in every host's /etc/hosts."""
     zones: list[Zone] = Field(min_length=1)
     flows: list[Flow] = []
     """Traffic allowed between zones; everything else between zones is denied."""

@@ -36,6 +36,7 @@ from pulumi.dynamic import (
 
 MANAGED_LABEL = "io.nodekit.managed"
 NODE_LABEL = "io.nodekit.node"
+VLAN_LABEL = "io.nodekit.vlan"  # a zone network's network.zones[].vlan, or "none"
 
 # The flags systemd needs as PID 1 in a container on these machines
 # (--privileged fails here; the node never gets the right to set the clock).
@@ -105,6 +106,7 @@ def _network_state(net: Any) -> dict[str, Any]:
         "ip_range": pools[0].get("IPRange", ""),
         "internal": bool(attrs.get("Internal")),
         "labels": dict(attrs.get("Labels") or {}),
+        "vlan": (attrs.get("Labels") or {}).get(VLAN_LABEL, ""),
         "network_id": attrs["Id"],
         "bridged": _bridged(bridge_name(attrs["Name"])),
     }
@@ -136,7 +138,7 @@ class NetworkProvider(ResourceProvider):
                 driver="bridge",
                 internal=bool(props.get("internal", True)),
                 ipam=ipam,
-                labels={**props.get("labels", {}), MANAGED_LABEL: "true"},
+                labels={**props.get("labels", {}), **_vlan_label(props), MANAGED_LABEL: "true"},
                 options={"com.docker.network.bridge.name": bridge_name(props["name"])},
                 check_duplicate=True,
             )
@@ -156,7 +158,8 @@ class NetworkProvider(ResourceProvider):
         except NotFound:
             return ReadResult(None, {})  # gone: refresh drops it, the next up recreates it
         state = _network_state(net)
-        state["labels"] = {k: v for k, v in state["labels"].items() if k != MANAGED_LABEL}
+        own = (MANAGED_LABEL, VLAN_LABEL)
+        state["labels"] = {k: v for k, v in state["labels"].items() if k not in own}
         return ReadResult(id_, {**props, **state})
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -164,17 +167,39 @@ class NetworkProvider(ResourceProvider):
         changed = [k for k in self.REPLACE_KEYS if (olds.get(k) or "") != (news.get(k) or "")]
         rebridge = olds.get("bridged") is False  # the host rule vanished (a reboot)
         return DiffResult(
-            changes=bool(changed) or rebridge, replaces=changed, delete_before_replace=True
+            changes=bool(changed) or rebridge or _relabel(olds, news) is not None,
+            replaces=changed,
+            delete_before_replace=True,
         )
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        relabel = _relabel(olds, news)
+        if relabel:  # replacing the network would cut its containers off: say so instead
+            raise RuntimeError(relabel)
         _ensure_bridged(bridge_name(news["name"]))
-        return UpdateResult({**olds, **news, "bridged": True})
+        # (the vlan recorded is the label the network was made with)
+        return UpdateResult({**olds, **news, "bridged": True, "vlan": olds.get("vlan") or ""})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         with contextlib.suppress(NotFound):
             _client().networks.get(id_).remove()
         _unbridge(bridge_name(props["name"]))
+
+
+def _vlan_label(props: dict[str, Any]) -> dict[str, str]:
+    return {VLAN_LABEL: props["vlan"]} if props.get("vlan") else {}
+
+
+def _relabel(olds: dict[str, Any], news: dict[str, Any]) -> str | None:
+    """Why a network made for another VLAN cannot stay (Docker never relabels a
+    network); None when it can. A network made before the label existed has none."""
+    made, wanted = str(olds.get("vlan") or ""), str(news.get("vlan") or "")
+    if not made or made == wanted:
+        return None
+    return (
+        f"network {news['name']} was made for VLAN {made}, its zone's vlan is now {wanted}; "
+        "Docker cannot relabel a network: nodekit destroy the node, then deploy it again"
+    )
 
 
 class Network(Resource, module="nodekit", name="Network"):
@@ -195,6 +220,7 @@ class Network(Resource, module="nodekit", name="Network"):
         internal: bool = True,
         ip_range: str = "",
         labels: dict[str, str] | None = None,
+        vlan: int | None = None,  # a zone network's VLAN (0: none); None: not a zone's
         adopt: bool = False,
         opts: ResourceOptions | None = None,
     ) -> None:
@@ -203,6 +229,7 @@ class Network(Resource, module="nodekit", name="Network"):
             resource_name,
             {
                 "adopt": adopt,
+                "vlan": "" if vlan is None else str(vlan or "none"),
                 "name": name,
                 "subnet": subnet,
                 "gateway": gateway,

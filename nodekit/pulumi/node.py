@@ -41,6 +41,7 @@ class LocalNode(pulumi.ComponentResource):
                 gateway=zone.bridge,
                 internal=True,  # no route off this machine
                 labels=labels,
+                vlan=zone.vlan,  # a label: the zone network is the VLAN's L2 segment
                 opts=child,
             )
             for zone in node.zones

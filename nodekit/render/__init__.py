@@ -172,6 +172,7 @@ def render_files(blueprint: Blueprint) -> dict[str, bytes]:
         equipment=checks.equipment(node),
         telemetry=checks.telemetry(node),
         unit_order=checks.unit_order(node),
+        fqdns=checks.fqdns(node),
         **context,
     )
 

@@ -17,6 +17,7 @@ from nodekit.render.plan import (
     HostPlan,
     NodePlan,
     ServicePlan,
+    address_seen_from,
     port_number,
     secret_ref,
 )
@@ -249,6 +250,20 @@ def unit_order(host: HostPlan) -> list[dict[str, Any]]:
     ]
 
 
+def etc_hosts(node: NodePlan, host: HostPlan) -> dict[str, Any]:
+    """network.domain: the host's FQDN, and every host of the node as /etc/hosts
+    lines (address as this host reaches it, FQDN, short name). None without a domain."""
+    if not node.domain:
+        return {}
+    return {
+        "nodekit_fqdn": node.fqdn(host.name),
+        "nodekit_hosts": [
+            f"{address_seen_from(host, other)} {node.fqdn(other.name)} {other.name}"
+            for other in node.hosts
+        ],
+    }
+
+
 def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
     result: dict[str, Any] = {
         **connection_vars(node, host),
@@ -261,6 +276,7 @@ def host_vars(node: NodePlan, host: HostPlan) -> dict[str, Any]:
         + wan_routes(node, host),
         "nodekit_uplink_forwards": forwards(node, host),
         "nodekit_unit_order": unit_order(host),
+        **etc_hosts(node, host),
     }
     if host.equipment_agent:
         result.update(equipment_vars(node, host))

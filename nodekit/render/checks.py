@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodekit.render.plan import HostPlan, NodePlan, port_number, port_proto
+from nodekit.render.plan import HostPlan, NodePlan, address_seen_from, port_number, port_proto
 
 Row = tuple[Any, ...]
 SSH = "22/tcp"
@@ -27,6 +27,18 @@ def unit_order(node: NodePlan) -> list[Row]:
     from nodekit.render.ansible import unit_order as order
 
     return [(h.name, row["unit"], row["after"]) for h in node.hosts for row in order(h)]
+
+
+def fqdns(node: NodePlan) -> list[Row]:
+    """network.domain: (host, its FQDN, the next host by name, that one's FQDN, the
+    address it reaches it at): `hostname -f`, and names resolved without DNS."""
+    names = sorted(h.name for h in node.hosts) if node.domain else []
+    rows: list[Row] = []
+    for i, name in enumerate(names):
+        other = node.host(names[(i + 1) % len(names)])
+        seen = address_seen_from(node.host(name), other)
+        rows.append((name, node.fqdn(name), other.name, node.fqdn(other.name), seen))
+    return rows
 
 
 def declared_checks(node: NodePlan) -> list[Row]:

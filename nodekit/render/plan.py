@@ -48,6 +48,7 @@ class ZonePlan:
     cidr: str
     network: str  # the Docker network of this zone (local target)
     bridge: str  # this machine's address on that network: never a host's (local target)
+    vlan: int = 0  # 802.1Q VLAN id (0: none given)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,10 @@ class NodePlan:
     def zone(self, name: str) -> ZonePlan:
         return next(z for z in self.zones if z.name == name)
 
+    def fqdn(self, host: str) -> str:
+        """``<host>.<domain>`` (network.domain); the bare name without a domain."""
+        return f"{host}.{self.domain}" if self.domain else host
+
     @property
     def services(self) -> tuple[ServicePlan, ...]:
         return tuple(s for h in self.hosts for s in h.services)
@@ -172,6 +177,13 @@ class NodePlan:
     @property
     def stack(self) -> str:
         return self.name
+
+
+def address_seen_from(viewer: HostPlan, other: HostPlan) -> str:
+    """Where ``viewer`` reaches ``other``: its address in a zone both have (the
+    viewer's primary zone first), else its primary address (through a gateway)."""
+    shared = [zone for zone in viewer.addresses if zone in other.addresses]
+    return other.addresses[shared[0]] if shared else other.address
 
 
 def twin_container_name(node: str, equipment: str) -> str:
@@ -209,6 +221,7 @@ def plan(data: dict[str, Any]) -> NodePlan:
             z["cidr"],
             network_name(node, z["name"]),
             highest_free_address(z["cidr"], used) or "",  # validated for the local target
+            int(z.get("vlan") or 0),
         )
         for z in network["zones"]
     )

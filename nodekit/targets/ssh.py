@@ -9,6 +9,7 @@ uses that one configuration, so a host key is never trusted silently.
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import time
@@ -16,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nodekit.render.plan import HostPlan
+from nodekit.render.plan import HostPlan, NodePlan
 from nodekit.targets import hostkeys
 from nodekit.targets.base import PreflightProblem, RunAccess, Runner, Target
 from nodekit.targets.delivery import deliver
@@ -31,8 +32,14 @@ PROBE = (
     "echo cpus=$(nproc); "
     "echo clock=$(date +%s); "
     "echo virt=$(systemd-detect-virt 2>/dev/null || true); "
-    'echo client="${SSH_CLIENT%% *}"'
+    'echo client="${SSH_CLIENT%% *}"; '
+    "echo \"links=$(ip -d -j addr show 2>/dev/null | tr -d '\\n')\""  # no ip: no VLAN check
 )
+
+
+def probe_facts(output: str) -> dict[str, str]:
+    """The ``key=value`` lines the probe prints."""
+    return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
 
 def _resources(host: HostPlan, facts: dict[str, str]) -> list[PreflightProblem]:
@@ -56,6 +63,33 @@ def _resources(host: HostPlan, facts: dict[str, str]) -> list[PreflightProblem]:
         )
         for key, want in short
     ]
+
+
+def _vlans(host: HostPlan, node: NodePlan, links_json: str) -> list[PreflightProblem]:
+    """Each address of the host in a zone with a vlan is on an untagged interface (the
+    switch port carries the VLAN) or on an 802.1Q interface of that very VLAN.
+    ``links_json``: the host's ``ip -d -j addr``; empty or unreadable: not checked."""
+    try:
+        links = json.loads(links_json) if links_json else []
+    except ValueError:
+        return []
+    holder = {a.get("local"): link for link in links for a in link.get("addr_info") or []}
+    problems = []
+    for zone, address in host.addresses.items():
+        wanted, link = node.zone(zone).vlan, holder.get(address) or {}
+        info = link.get("linkinfo") or {}
+        found = (info.get("info_data") or {}).get("id")
+        if not wanted or info.get("info_kind") != "vlan" or found == wanted:
+            continue
+        name, parent = link.get("ifname", "?"), link.get("link") or "its parent"
+        problems.append(PreflightProblem(
+            host.name, "vlan",
+            f"{address} (zone {zone}) is on {name}, an 802.1Q interface of VLAN {found}; "
+            f"network.zones[{zone}].vlan is {wanted}",
+            f"put {address} on an interface of VLAN {wanted} (e.g. {parent}.{wanted}), or "
+            f"correct network.zones[{zone}].vlan if the blueprint is wrong",
+        ))  # fmt: skip
+    return problems
 
 
 class SshTarget(Target):
@@ -149,7 +183,7 @@ class SshTarget(Target):
         after = time.time()
         if probe.returncode != 0:
             return [_login_problem(host, probe.stderr)]
-        facts = dict(line.split("=", 1) for line in probe.stdout.splitlines() if "=" in line)
+        facts = probe_facts(probe.stdout)
         problems = []
         if facts.get("sudo") != "ok":
             problems.append(PreflightProblem(
@@ -171,6 +205,7 @@ class SshTarget(Target):
                 "free space on the host's root file system",
             ))  # fmt: skip
         problems += _resources(host, facts)
+        problems += _vlans(host, self.node, facts.get("links", ""))
         skew = abs(float(facts.get("clock") or 0) - (before + after) / 2)
         if skew > MAX_SKEW_S + (after - before):
             problems.append(PreflightProblem(

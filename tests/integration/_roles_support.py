@@ -22,6 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 SITE = PLAYBOOKS / "site.yml"
+DOMAIN = "lab.example.internal"  # network.domain of node b
 # Candidate subnets for the lab network (another run may hold the first).
 SUBNETS = [f"10.199.{n}.0/24" for n in range(1, 40)]
 
@@ -65,6 +66,10 @@ def start_node(
     if gateway:
         args += ["--sysctl", "net.ipv4.ip_forward=1"]
     docker(*args, image)
+    wait_for_systemd(name)
+
+
+def wait_for_systemd(name: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         state = docker("exec", name, "systemctl", "is-system-running", "--wait", check=False)
@@ -88,7 +93,8 @@ class Lab:
     """Two nodes on one internal network, split into two zones.
 
     ``a`` (zone cell, a gateway) runs every role; ``b`` (zone office) runs base,
-    firewall and the node exporter and routes a third zone through ``a``.
+    firewall and the node exporter, routes a third zone through ``a``, and has a
+    domain (``a`` has none).
     """
 
     suffix: str
@@ -162,8 +168,13 @@ class Lab:
                             f"{self.address('b')}:9100",
                         ],
                     },
-                    b: {
+                    b: {  # with a domain (a has none: nothing of it written there)
                         "ansible_host": b,
+                        "nodekit_fqdn": f"node-b.{DOMAIN}",
+                        "nodekit_hosts": [
+                            f"{self.address('a')} node-a.{DOMAIN} node-a",
+                            f"{self.address('b')} node-b.{DOMAIN} node-b",
+                        ],
                         "nodekit_host_addresses": {"office": self.address("b")},
                         "nodekit_routes": [{"cidr": self.behind_gateway, "via": self.address("a")}],
                     },

@@ -7,6 +7,7 @@ through the community.docker connection, a second converge must change
 nothing, and testinfra's docker backend checks the result. Node ``a`` (zone
 cell, a gateway) runs every role, node ``b`` (zone office) base, firewall and
 the node exporter; the two zones share the network, so the firewall decides.
+Node ``b`` has a domain: its names in /etc/hosts, put back after a restart.
 """
 
 from __future__ import annotations
@@ -261,3 +262,27 @@ def test_prometheus_scrapes_both_exporters(runs: list[lab.Converge], site: lab.L
     assert f"http://{site.address('a')}:9100/metrics" in targets
     assert f"http://{site.address('b')}:9100/metrics" in targets
     assert "15d" in a.file("/etc/default/prometheus").content_string
+
+
+def test_domain_names_the_hosts_and_survives_a_restart(
+    runs: list[lab.Converge], site: lab.Lab
+) -> None:
+    b = node(site, "b")
+
+    def names_resolve() -> None:
+        assert b.check_output("hostname -f") == f"node-b.{lab.DOMAIN}"
+        for name in (f"node-a.{lab.DOMAIN}", "node-a"):  # no DNS: /etc/hosts
+            assert b.check_output(f"getent hosts {name}").split()[0] == site.address("a")
+        assert b.file("/etc/hosts").content_string.startswith("# BEGIN nodekit hosts\n")
+
+    names_resolve()
+    assert b.service("nodekit-hosts").is_enabled
+    a = node(site, "a")  # no domain: nothing of it
+    assert "nodekit hosts" not in a.file("/etc/hosts").content_string
+    assert not a.file("/etc/nodekit/hosts").exists
+    assert not a.file("/etc/systemd/system/nodekit-hosts.service").exists
+
+    # Docker writes /etc/hosts afresh at a restart; the unit puts the block back.
+    lab.docker("restart", site.names["b"])
+    lab.wait_for_systemd(site.names["b"])
+    names_resolve()

@@ -170,6 +170,15 @@ def test_local_target_network_per_zone_and_container_per_host(recorded: Recorder
     assert containers["edge-01"]["image"] == "nodekit/node:test"
 
 
+def test_a_zone_network_is_labelled_with_the_zones_vlan() -> None:
+    data = copy.deepcopy(BASE)
+    del data["cloud"]
+    data["network"]["zones"][0]["vlan"] = 41  # ot; it has none
+    dynamic = [r for r in run_program(data).resources if r.typ.startswith("pulumi-python:dynamic")]
+    vlans = {r.inputs["name"]: r.inputs["vlan"] for r in dynamic if r.typ.endswith(":Network")}
+    assert vlans == {"nk-austin-additive-01-ot": "41", "nk-austin-additive-01-it": "none"}
+
+
 def test_no_cloud_section_no_cloud_resources() -> None:
     data = copy.deepcopy(BASE)
     del data["cloud"]

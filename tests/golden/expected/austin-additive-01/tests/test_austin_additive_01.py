@@ -76,6 +76,22 @@ TELEMETRY = [('hist-01', 'historian', 5432, 'printer-01', 45),
  ('hist-01', 'historian', 5432, 'printer-03', 45)]
 # (host, systemd unit, units it starts after): software[].depends_on on one host
 UNIT_ORDER = [('hist-01', 'prometheus', ['prometheus-node-exporter'])]
+# (host, FQDN, another host, its FQDN, its address from the first): network.domain
+FQDNS = [('edge-01',
+  'edge-01.austin.example.internal',
+  'gw-01',
+  'gw-01.austin.example.internal',
+  '10.43.1.1'),
+ ('gw-01',
+  'gw-01.austin.example.internal',
+  'hist-01',
+  'hist-01.austin.example.internal',
+  '10.43.2.10'),
+ ('hist-01',
+  'hist-01.austin.example.internal',
+  'edge-01',
+  'edge-01.austin.example.internal',
+  '10.43.1.10')]
 
 
 @functools.cache
@@ -134,6 +150,18 @@ def test_service(name: str, software: str, unit: str, ports: list[str]) -> None:
         number, proto = port.split("/")
         assert host(name).socket(f"{proto}://{number}").is_listening, (
             f"{name}: {software} is not listening on {port}"
+        )
+
+
+@pytest.mark.parametrize("name,fqdn,other,other_fqdn,address", FQDNS, ids=_ids(FQDNS, 0))
+def test_fqdn(name: str, fqdn: str, other: str, other_fqdn: str, address: str) -> None:
+    h = host(name)
+    found = h.check_output("hostname -f")
+    assert found == fqdn, f"{name}: hostname -f is {found}, not {fqdn}"
+    for looked_up in (other_fqdn, other):  # from /etc/hosts: no DNS needed
+        seen = h.run("getent hosts " + shlex.quote(looked_up)).stdout.split()[:1]
+        assert seen == [address], (
+            f"{name}: {looked_up} resolves to {seen[0] if seen else 'nothing'}, not {address}"
         )
 
 

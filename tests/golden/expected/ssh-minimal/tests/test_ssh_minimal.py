@@ -36,6 +36,8 @@ PACKAGES = [('edge-01', ['chrony', 'mosquitto', 'nftables', 'openssh-server'])]
 TELEMETRY = []
 # (host, systemd unit, units it starts after): software[].depends_on on one host
 UNIT_ORDER = []
+# (host, FQDN, another host, its FQDN, its address from the first): network.domain
+FQDNS = []
 
 
 @functools.cache
