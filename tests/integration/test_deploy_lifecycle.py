@@ -204,7 +204,7 @@ def test_lifecycle(
         _exec(docker_client, "hist-01", "sh", "-c", f"echo tampered >> {users}")
         fixed = runs.deploy(blueprint, options=options)
         assert fixed.ok, fixed.error
-        assert any(f"hist-01: file {users}" in n for n in fixed.notes), fixed.notes
+        assert any(f"hist-01: owned {users}" in n for n in fixed.notes), fixed.notes
         assert {s.stage: s for s in fixed.stages}["configure"].changed > 0
         assert "tampered" not in _exec(docker_client, "hist-01", "cat", users)[1]
 
