@@ -138,6 +138,12 @@ def build_bundle(
             return BundleResult(
                 dest, reused, _folder_bytes(dest), time.monotonic() - started, reused=True
             )
+        cloned = _clone_sibling(dest, image_id, requested)
+        if cloned is not None:  # another node's bundle of the same packages: no apt run
+            say(f"bundle: {dest} ready: {len(cloned)} packages (as another node's bundle)")
+            return BundleResult(
+                dest, cloned, _folder_bytes(dest), time.monotonic() - started, reused=False
+            )
         status = Path(baseline)
         ensure_apt_lists(say)
         with tempfile.TemporaryDirectory(prefix="nodekit-apt-") as state:
@@ -308,6 +314,26 @@ def _reusable(dest: Path, image_id: str, requested: tuple[str, ...]) -> tuple[st
     if present != sizes or not all((dest / f).is_file() for f in INDEX_FILES):
         return None
     return tuple(sorted(sizes))
+
+
+def _clone_sibling(dest: Path, image_id: str, requested: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Make ``dest`` from a bundle beside it built from the same input (nodes of one
+    shape on one machine: eight of them deploy without eight apt runs); its .deb
+    names, or None when there is none."""
+    parent = dest.parent
+    siblings = (
+        sorted(p for p in parent.iterdir() if p.is_dir() and p != dest) if parent.is_dir() else []
+    )
+    for sibling in siblings:
+        names = _reusable(sibling, image_id, requested)
+        if names is None:
+            continue
+        _populate(dest, sibling, names)
+        for name in INDEX_FILES:
+            shutil.copyfile(sibling / name, dest / name)
+        _write_atomic(dest / MANIFEST, (sibling / MANIFEST).read_bytes())
+        return names
+    return None
 
 
 def _folder_bytes(folder: Path) -> int:

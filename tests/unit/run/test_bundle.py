@@ -187,3 +187,24 @@ def test_a_bundle_is_reused_only_for_the_same_input(tmp_path: Path) -> None:
     assert bundle._reusable(tmp_path, "sha256:img", ("a", "b")) is None
     (tmp_path / "a_1_all.deb").write_bytes(b"truncated?")  # size differs from the manifest
     assert bundle._reusable(tmp_path, "sha256:img", ("a",)) is None
+
+
+def test_a_node_of_the_same_packages_gets_its_bundle_from_a_sibling(tmp_path: Path) -> None:
+    """Eight nodes of one shape: one apt run, the other bundles are linked copies;
+    a sibling of other packages is not used, and a bundle missing a .deb is rebuilt."""
+    first, second, other = tmp_path / "n1", tmp_path / "n2", tmp_path / "n3"
+    for folder, requested in ((first, ["a"]), (other, ["a", "b"])):
+        folder.mkdir()
+        (folder / "a_1_all.deb").write_bytes(b"x")
+        for name in ("Packages", "Packages.gz"):
+            (folder / name).write_bytes(b"index of " + folder.name.encode())
+        (folder / "nodekit-bundle.json").write_bytes(
+            manifest_bytes("sha256:img", requested, {"a_1_all.deb": ("digest", 1)})
+        )
+    assert bundle._clone_sibling(second, "sha256:img", ("a",)) == ("a_1_all.deb",)
+    assert bundle._reusable(second, "sha256:img", ("a",)) == ("a_1_all.deb",)
+    assert (second / "Packages").read_bytes() == b"index of n1"
+    assert (second / "a_1_all.deb").stat().st_ino == (first / "a_1_all.deb").stat().st_ino
+    assert bundle._clone_sibling(tmp_path / "n4", "sha256:img", ("b",)) is None
+    (first / "a_1_all.deb").unlink()  # a bundle missing a package is not reused
+    assert bundle._reusable(first, "sha256:img", ("a",)) is None
