@@ -1,6 +1,6 @@
 """Faults in the middle of a run on the local target, as named steps on one small node:
 a host container killed during configure, nodekit killed (SIGKILL) during configure
-and during infrastructure, a bundle missing a package.
+and during infrastructure, a bundle missing a package, a read-only state folder.
 Each fault gives exit 1 naming node, stage (and host) with a fix, or is repaired by
 the next run; every re-run converges; nothing of the node is left after destroy.
 
@@ -223,3 +223,21 @@ def test_nodekit_killed_during_infrastructure(env: Env, docker_client: docker.Do
     assert any("pending Pulumi operation" in n for n in result["notes"]), result["notes"]
     containers = docker_client.containers.list(all=True, filters={"label": f"{NODE_LABEL}={NODE}"})
     assert [c.name for c in containers] == [CONTAINER]
+
+
+def test_read_only_state_folder(env: Env) -> None:
+    # As root, file modes stop nothing: the folder is made immutable instead.
+    made = subprocess.run(
+        ["chattr", "-R", "+i", str(env.state)], capture_output=True, text=True, check=False
+    )
+    assert made.returncode == 0, f"chattr +i does not work here: {made.stderr}"
+    try:
+        code, out, err = env.run("deploy", str(env.blueprint), "--yes", "--format", "json")
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(env.state)], check=True)
+    assert code == 1, (code, out, err)
+    text = out + err
+    assert "Traceback" not in text and "internal error" not in text, text
+    assert f"the state folder {env.state} is read-only" in text, text
+    assert f"fix: make {env.state} writable" in text, text
+    assert_converged(env)
