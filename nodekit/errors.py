@@ -22,6 +22,7 @@ Messages never carry secrets: callers pass names, never values, of secrets.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,6 +100,27 @@ class ToolchainError(OperationError):
 
 class BackendError(OperationError):
     """The state backend (e.g. PostgreSQL) cannot be reached or refused a request."""
+
+
+class StateFolderError(OperationError):
+    """The state folder cannot be written (read-only, full, not permitted)."""
+
+    def __init__(self, *, node: str, folder: str, error: OSError) -> None:
+        why = {
+            errno.ENOSPC: "is full",
+            errno.EDQUOT: "is over its quota",
+            errno.EROFS: "is read-only",
+            errno.EPERM: "is read-only (not permitted)",
+            errno.EACCES: "is read-only (permission denied)",
+        }.get(error.errno or 0, f"cannot be written ({error.strerror})")
+        fix = (
+            f"make {folder} writable and give it free space (or set NODEKIT_STATE to a "
+            "folder that is), then run the command again: the node's state is as it was"
+        )
+        super().__init__(
+            f"{node}: the state folder {folder} {why}: {error.filename or folder}",
+            node=node, folder=folder, fix=fix,
+        )  # fmt: skip
 
 
 class DockerError(OperationError):

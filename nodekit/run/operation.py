@@ -11,6 +11,7 @@ result with its type, node, host, stage and fix, never raised.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -23,10 +24,10 @@ from typing import Any
 
 from nodekit.backends import Backend, backend_for
 from nodekit.backends.sealed import secrets_key
-from nodekit.errors import NodekitError, StageError
+from nodekit.errors import NodekitError, StageError, StateFolderError
 from nodekit.run.history import Provenance, pack, record_of
 from nodekit.run.lock import holder_info
-from nodekit.run.state import MakeSecret, NodeState
+from nodekit.run.state import MakeSecret, NodeState, state_root
 
 STAGES = ("render", "bundle", "preflight", "infrastructure", "configure", "verify", "record")
 
@@ -281,7 +282,10 @@ def operate(
     backend = backend_for(options.backend)
     if options.commit and provenance is not None:  # e.g. gitops: a tree read from git objects
         provenance = replace(provenance, commit=options.commit, dirty=False)
-    run = Run(node, operation, on_event, backend, provenance)
+    try:
+        run = Run(node, operation, on_event, backend, provenance)
+    except OSError as error:
+        raise _state_error(node, error) from None
     holder = holder_info(f"nodekit {operation}", run.provenance.commit)
     try:
         with backend.lock(
@@ -304,10 +308,21 @@ def operate(
             run.keep()
     except NodekitError as error:
         record_error(run.result, error)
+    except OSError as error:  # the state folder turned read-only or full mid-run
+        record_error(run.result, _state_error(node, error))
     finally:
         if not run.finished:
-            run.finish()
+            with contextlib.suppress(OSError):
+                run.finish()
     return run.result
+
+
+def _state_error(node: str, error: OSError) -> StateFolderError:
+    """An error writing the state folder said as such; any other OSError is raised."""
+    root = state_root()
+    if not str(error.filename or "").startswith(str(root)):
+        raise error
+    return StateFolderError(node=node, folder=str(root), error=error)
 
 
 def record_error(result: RunResult, error: NodekitError) -> None:

@@ -146,6 +146,19 @@ class PulumiStack:
             "destroy", _counts(result.summary.resource_changes), {}, time.monotonic() - start
         )
 
+    def clear_pending(self) -> tuple[int, set[str]]:
+        """Drop the pending operations a stopped run left in the stack's state (a
+        create begun and never recorded blocks the next ``up``); how many were
+        dropped, and the ids of the resources the state records."""
+        deployment = self.export()
+        document = dict(deployment.deployment or {})
+        pending = list(document.get("pending_operations") or [])
+        if pending:
+            document.pop("pending_operations")
+            self.import_(auto.Deployment(version=deployment.version, deployment=document))
+        known = {str(r["id"]) for r in document.get("resources") or [] if r.get("id")}
+        return len(pending), known
+
     def export(self) -> auto.Deployment:
         """The stack's state (for moving it to another backend)."""
         try:

@@ -154,12 +154,20 @@ def stack(node: NodePlan, run: Run, rendered: Path) -> PulumiStack:
             content = b"".join(salt) + content
         if not target.exists() or target.read_bytes() != content:
             target.write_bytes(content)
-    return PulumiStack(
-        program / "pulumi",
-        node.stack,
-        state_dir=state.pulumi,
-        env={"NODEKIT_BUNDLE": str(bundle_path(node)), **run.backend.pulumi_env(state)},
-    )
+    env = {"NODEKIT_BUNDLE": str(bundle_path(node)), **run.backend.pulumi_env(state)}
+    pulumi = PulumiStack(program / "pulumi", node.stack, state_dir=state.pulumi, env=env)
+    if run.backend.has_stack(state):  # a stopped run's creates: dropped, what they made too
+        pending, known = pulumi.clear_pending()
+        if pending:
+            removed = target_for(node).remove_leftovers(keep=known)
+            note = (
+                f"cleared {pending} pending Pulumi operation(s) on stack {node.stack}, left by "
+                f"a run that was stopped; removed {removed} container(s)/network(s) it had "
+                "made and never recorded"
+            )
+            run.result.notes.append(note)
+            run.emit("infrastructure", "info", note)
+    return pulumi
 
 
 def fail_pulumi(node: NodePlan, error: PulumiFailed) -> StageError:
@@ -233,8 +241,17 @@ def fail_ansible(node: str, stage: str, result: AnsibleResult) -> StageError:
     first = result.failures[0]
     more = f" (+{len(result.failures) - 1} more)" if len(result.failures) > 1 else ""
     task = f"task '{first.task}': " if first.task else ""
+    where = f"host {first.host}" if first.host else "the host"
+    if first.message.startswith("unreachable"):
+        fix = (
+            f"{where} stopped answering during the run (stopped, restarted or cut off): "
+            "make sure it is up and reachable, then run `nodekit deploy` again "
+            "(it re-creates a missing host and repeats only what is not done)"
+        )
+    else:
+        fix = f"see the task's output on {where} in the run folder, fix it, deploy again"
     return StageError(
-        f"{task}{first.message}{more}", node=node, stage=stage, host=first.host or None
+        f"{task}{first.message}{more}", node=node, stage=stage, host=first.host or None, fix=fix
     )
 
 

@@ -125,8 +125,9 @@ class Target:
         ``""`` when the target makes none (the hosts exist already)."""
         return ""
 
-    def remove_leftovers(self) -> int:
-        """Remove what the node left outside its stack (a crash mid-create); count."""
+    def remove_leftovers(self, keep: set[str] | None = None) -> int:
+        """Remove what the node left outside its stack (a crash mid-create), all but
+        the resource ids in ``keep`` (what the stack records); count."""
         return 0
 
     def destroy_note(self) -> str:

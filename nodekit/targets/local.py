@@ -122,7 +122,7 @@ class LocalTarget(Target):
             return []
         return [PreflightProblem("(this machine)", "docker engine", engine.detail, engine.fix)]
 
-    def remove_leftovers(self) -> int:
+    def remove_leftovers(self, keep: set[str] | None = None) -> int:
         import docker
 
         from nodekit.pulumi.docker_provider import NODE_LABEL
@@ -130,12 +130,15 @@ class LocalTarget(Target):
         client = docker.from_env(timeout=60)
         label = f"{NODE_LABEL}={self.node.name}"
         count = 0
+        keep = keep or set()
         for container in client.containers.list(all=True, filters={"label": label}):
-            container.remove(force=True, v=True)
-            count += 1
+            if container.id not in keep:
+                container.remove(force=True, v=True)
+                count += 1
         for network in client.networks.list(filters={"label": label}):
-            network.remove()
-            count += 1
+            if network.id not in keep:
+                network.remove()
+                count += 1
         return count
 
     def destroy_note(self) -> str:
