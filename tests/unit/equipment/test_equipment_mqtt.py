@@ -11,8 +11,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from equipment_helpers import (
-    MOSQUITTO,
-    MOSQUITTO_PASSWD,
     Broker,
     RunningTwin,
     start_mosquitto,
@@ -24,10 +22,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from nodekit.equipment import collector
 from nodekit.equipment.ingest import RowBuffer, TelemetryRow, make_on_message
 
-pytestmark = pytest.mark.skipif(
-    not (Path(MOSQUITTO).exists() and Path(MOSQUITTO_PASSWD).exists()),
-    reason="mosquitto not installed",
-)
 USERS = {"collector": "c-pass", "env-01": "env-pass", "watcher": "w-pass"}
 
 

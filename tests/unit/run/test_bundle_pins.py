@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -85,10 +84,8 @@ def test_the_node_s_packages_carry_its_pins() -> None:
 
 # --- this machine's apt --------------------------------------------------------
 
-needs_apt = pytest.mark.skipif(
-    shutil.which("apt-get") is None or not baseline_status().is_file(),
-    reason="needs a Debian host's apt and the baseline (make setup)",
-)
+# These tests read this machine's apt and the baseline: `make setup` provides both (a
+# missing one fails them, never skips them).
 
 
 @pytest.fixture
@@ -109,12 +106,11 @@ def _available(name: str) -> list[str]:
     return [line.split("|")[1].strip() for line in out.splitlines() if "Packages" in line]
 
 
-@needs_apt
 def test_a_pin_resolves_the_older_version_with_its_own_library(
     options: MakeOptions,
 ) -> None:
     if not {OLDER, NEWER} <= set(_available("mosquitto")):
-        pytest.skip(f"this machine's apt lists do not hold mosquitto {OLDER} and {NEWER}")
+        pytest.fail(f"this machine's apt lists do not hold mosquitto {OLDER} and {NEWER}")
     requested = apt_resolve.check_names([f"mosquitto={OLDER}", "mosquitto-clients"])
     files = {d.filename for d in apt_resolve.resolve(options(requested), requested)}
     assert f"mosquitto_{OLDER}_amd64.deb" in files
@@ -127,7 +123,6 @@ def test_a_pin_resolves_the_older_version_with_its_own_library(
     assert f"mosquitto_{NEWER}_amd64.deb" in files  # without a pin, the newest
 
 
-@needs_apt
 def test_an_unknown_version_lists_the_versions_there_are(options: MakeOptions) -> None:
     requested = apt_resolve.check_names(["mosquitto=9.9.9-1", "chrony"])
     with pytest.raises(InputError) as caught:
@@ -139,14 +134,13 @@ def test_an_unknown_version_lists_the_versions_there_are(options: MakeOptions) -
     assert "set software[].version to one of those versions" in str(caught.value.context["fix"])
 
 
-@needs_apt
 def test_the_preferences_hold_a_pin_below_an_installed_version(
     options: MakeOptions, tmp_path: Path
 ) -> None:
     # A host with the newer libmosquitto1 installed: its candidate is the pinned one
     # (priority 1001 allows the downgrade; the node's apt gets the same preferences).
     if OLDER not in _available("libmosquitto1"):
-        pytest.skip(f"this machine's apt lists do not hold libmosquitto1 {OLDER}")
+        pytest.fail(f"this machine's apt lists do not hold libmosquitto1 {OLDER}")
     status = tmp_path / "status"
     status.write_text(
         baseline_status().read_text()
@@ -164,7 +158,6 @@ def test_the_preferences_hold_a_pin_below_an_installed_version(
         assert f"Installed: {NEWER}" in out and f"Candidate: {candidate}" in out, out
 
 
-@needs_apt
 def test_nodekit_s_main_packages_are_their_source_s_namesakes() -> None:
     # The preferences pin src:NAME: it must be the source of each main package.
     from nodekit.blueprint.packages import PACKAGES
@@ -200,7 +193,6 @@ software:
 """
 
 
-@needs_apt
 def test_a_deploy_with_an_unknown_version_fails_its_bundle_stage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
