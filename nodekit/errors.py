@@ -155,6 +155,7 @@ class StageError(OperationError):
         self.node = node
         self.stage = stage
         self.host = host
+        self.detail = message  # without the node, host and stage in front
 
 
 class VerifyFailed(StageError):

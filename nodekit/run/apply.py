@@ -22,11 +22,19 @@ from nodekit.run.fleet_tls import tls_maker
 from nodekit.run.operation import Run, RunOptions
 from nodekit.run.removal import installed, previous
 from nodekit.targets import target_for
+from nodekit.targets.base import Target, outage_named
 
 
 def apply(run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult) -> None:
     """The stages after render, from the rendering in the node's state folder."""
     target = target_for(node)
+    with outage_named(target):
+        _apply(run, node, options, rendered, target)
+
+
+def _apply(
+    run: Run, node: NodePlan, options: RunOptions, rendered: RenderResult, target: Target
+) -> None:
     size_mb = stages.bundle_stage(run, node)
     access = stages.access_for(run, options, needed_mb=size_mb + size_mb // 10 + 50, node=node)
     stages.preflight_stage(run, node, target, access)

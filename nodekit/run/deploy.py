@@ -14,7 +14,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from nodekit.errors import PulumiFailed, StageError
-from nodekit.render import load_rendered, render
+from nodekit.render import RenderResult, load_rendered, render
 from nodekit.render.plan import NodePlan, plan, port_number
 from nodekit.run import stages
 from nodekit.run.apply import apply
@@ -32,6 +32,7 @@ from nodekit.run.operation import (
 )
 from nodekit.run.verify import run_checks
 from nodekit.targets import target_for
+from nodekit.targets.base import Target, outage_named
 
 if TYPE_CHECKING:
     from nodekit.blueprint import Blueprint
@@ -137,7 +138,8 @@ def verify(
         target = target_for(node)
         stages.render_stage(run, blueprint, run.result.run_dir / "rendered")
         runner = target.runner(stages.access_for(run, options))
-        stages.verify_stage(run, node, run.result.run_dir / "rendered" / "tests", runner)
+        with outage_named(target):
+            stages.verify_stage(run, node, run.result.run_dir / "rendered" / "tests", runner)
 
     return operate(
         blueprint.name, "verify", options, on_event, body, provenance=Provenance.of(blueprint)
@@ -164,46 +166,53 @@ def inspect(
         target = target_for(node)
         rendered_dir = run.result.run_dir / "rendered"
         rendered = stages.render_stage(run, blueprint, rendered_dir)
-        with run.stage("infrastructure") as out:
-            try:
-                preview = stages.stack(node, run, rendered_dir).preview(
-                    refresh=operation == "drift"
-                )
-            except PulumiFailed as error:
-                raise stages.fail_pulumi(node, error) from None
-            out["changed"] = preview.changed
-            changes = {op: n for op, n in preview.summary.items() if op != "same"}
-            out["detail"] = ", ".join(f"{op} {n}" for op, n in changes.items()) or "no change"
-            run.result.drift += [f"infrastructure: {n} to {op}" for op, n in changes.items()]
-        runner = target.runner(stages.access_for(run, options, node=node))
-        deployed = (run.state.root / "deployed.json").exists()
-        with run.stage("configure") as out:
-            if not deployed or preview.summary.get("create"):
-                out["detail"] = "hosts not created yet: a deploy configures them fully"
-                run.result.drift.append("configure: hosts not deployed yet")
-            else:
-                hosts = json.loads((run.state.root / "deployed.json").read_text())["hosts"]
-                hosts = {h: a for h, a in hosts.items() if h in {x.name for x in node.hosts}}
-                result = stages.converge(
-                    run, node, rendered=rendered_dir, hosts=hosts,
-                    secrets=run.secrets_file(
-                        rendered.secrets, tls_maker(run.backend, node, run.result.run_dir)
-                    ),
-                    runner=runner, check=True,
-                )  # fmt: skip
-                out["changed"] = result.total_changed
-                out["detail"] = f"{result.total_changed} tasks would change"
-                run.result.drift += [f"configure: {t}" for t in result.changed_tasks]
-        if operation == "drift" and deployed:
-            with run.stage("verify") as out:
-                checks = run_checks(rendered_dir / "tests", run.result.run_dir, env=runner.env)
-                run.result.failures = [str(f) for f in checks.failures]
-                run.result.drift += [f"verify: {f}" for f in checks.failures]
-                out["detail"] = f"{checks.passed} passed, {len(checks.failures)} failed"
+        with outage_named(target):
+            _inspect(run, node, target, rendered, operation=operation, options=options)
 
     return operate(
         blueprint.name, operation, options, on_event, body, provenance=Provenance.of(blueprint)
     )
+
+
+def _inspect(
+    run: Run, node: NodePlan, target: Target, rendered: RenderResult, *, operation: str,
+    options: RunOptions,
+) -> None:  # fmt: skip
+    rendered_dir = run.result.run_dir / "rendered"
+    with run.stage("infrastructure") as out:
+        try:
+            preview = stages.stack(node, run, rendered_dir).preview(refresh=operation == "drift")
+        except PulumiFailed as error:
+            raise stages.fail_pulumi(node, error) from None
+        out["changed"] = preview.changed
+        changes = {op: n for op, n in preview.summary.items() if op != "same"}
+        out["detail"] = ", ".join(f"{op} {n}" for op, n in changes.items()) or "no change"
+        run.result.drift += [f"infrastructure: {n} to {op}" for op, n in changes.items()]
+    runner = target.runner(stages.access_for(run, options, node=node))
+    deployed = (run.state.root / "deployed.json").exists()
+    with run.stage("configure") as out:
+        if not deployed or preview.summary.get("create"):
+            out["detail"] = "hosts not created yet: a deploy configures them fully"
+            run.result.drift.append("configure: hosts not deployed yet")
+        else:
+            hosts = json.loads((run.state.root / "deployed.json").read_text())["hosts"]
+            hosts = {h: a for h, a in hosts.items() if h in {x.name for x in node.hosts}}
+            result = stages.converge(
+                run, node, rendered=rendered_dir, hosts=hosts,
+                secrets=run.secrets_file(
+                    rendered.secrets, tls_maker(run.backend, node, run.result.run_dir)
+                ),
+                runner=runner, check=True,
+            )  # fmt: skip
+            out["changed"] = result.total_changed
+            out["detail"] = f"{result.total_changed} tasks would change"
+            run.result.drift += [f"configure: {t}" for t in result.changed_tasks]
+    if operation == "drift" and deployed:
+        with run.stage("verify") as out:
+            checks = run_checks(rendered_dir / "tests", run.result.run_dir, env=runner.env)
+            run.result.failures = [str(f) for f in checks.failures]
+            run.result.drift += [f"verify: {f}" for f in checks.failures]
+            out["detail"] = f"{checks.passed} passed, {len(checks.failures)} failed"
 
 
 def destroy(
@@ -225,7 +234,7 @@ def destroy(
                 run.result.removals = stages.remove_everything(run, node, target, options)
                 out["changed"] = len(run.result.removals)
                 out["detail"] = f"nodekit's software removed from {out['changed']} host(s)"
-        with run.stage("infrastructure") as out:
+        with outage_named(target), run.stage("infrastructure") as out:
             removed = 0
             if run.backend.has_stack(state):
                 rendered_dir = run.result.run_dir / "rendered"

@@ -11,11 +11,13 @@ only what differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from nodekit.errors import StageError
 from nodekit.render.plan import HostPlan, NodePlan
 
 LineFn = Callable[[str], None]
@@ -130,6 +132,28 @@ class Target:
         the resource ids in ``keep`` (what the stack records); count."""
         return 0
 
+    def outage(self) -> PreflightProblem | None:
+        """What of this machine the target itself relies on and that stopped
+        answering (the local target's Docker engine), with its fix; None when all
+        answers. Asked when a stage fails, so the failure names its cause."""
+        return None
+
     def destroy_note(self) -> str:
         """What destroy does to the hosts themselves, said plainly."""
         return ""
+
+
+@contextmanager
+def outage_named(target: Target) -> Iterator[None]:
+    """A stage failing in the block is said as the target's outage that caused
+    it (the Docker engine stopped mid-run), with that fix, if it has one."""
+    try:
+        yield
+    except StageError as error:
+        outage = target.outage()
+        if outage is None:
+            raise
+        raise StageError(
+            f"{outage.check} {outage.problem}: {error.detail}",
+            node=error.node, stage=error.stage, host=error.host, fix=outage.fix,
+        ) from None  # fmt: skip

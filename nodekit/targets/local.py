@@ -122,6 +122,21 @@ class LocalTarget(Target):
             return []
         return [PreflightProblem("(this machine)", "docker engine", engine.detail, engine.fix)]
 
+    def outage(self) -> PreflightProblem | None:
+        from nodekit.toolchain.doctor import check_docker
+
+        if check_docker().ok:
+            return None
+        engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return PreflightProblem(
+            "(this machine)",
+            "the Docker engine",
+            f"at {engine} stopped answering during the run",
+            "start the engine again (make setup, nodekit/toolchain/setup-docker.sh or "
+            "`systemctl start docker`), then run `nodekit deploy` again: the node's "
+            "containers are still there, and it repeats only what is not done",
+        )
+
     def remove_leftovers(self, keep: set[str] | None = None) -> int:
         import docker
 

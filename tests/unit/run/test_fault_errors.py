@@ -47,3 +47,33 @@ def test_an_error_elsewhere_is_not_blamed_on_the_state_folder(
     monkeypatch.setenv("NODEKIT_STATE", str(tmp_path / "state"))
     with pytest.raises(PermissionError):
         _state_error("n1", PermissionError(errno.EACCES, "denied", "/etc/elsewhere"))
+
+
+def test_a_stopped_docker_engine_is_blamed_with_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nodekit.errors import StageError
+    from nodekit.blueprint import load
+    from nodekit.render import PROJECT_ROOT
+    from nodekit.render.plan import plan
+    from nodekit.targets import target_for
+    from nodekit.targets.base import outage_named
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/nodekit-test.sock")
+    lyon = PROJECT_ROOT / "blueprints" / "sites" / "lyon-additive-01.yaml"
+    target = target_for(plan(load(lyon).data))
+    with pytest.raises(StageError) as caught, outage_named(target):
+        raise StageError("unreachable: lost", node="n1", stage="configure", host="edge-01")
+    error = caught.value
+    assert (error.node, error.stage, error.host) == ("n1", "configure", "edge-01")
+    assert str(error).startswith("n1/edge-01: configure failed: the Docker engine at unix:///")
+    assert str(error).endswith("stopped answering during the run: unreachable: lost")
+    assert "start the engine again" in str(error.context["fix"])
+
+
+def test_a_failure_with_the_engine_up_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nodekit.errors import StageError
+    from nodekit.targets.base import Target, outage_named
+
+    original = StageError("boom", node="n1", stage="verify")
+    with pytest.raises(StageError) as caught, outage_named(Target.__new__(Target)):
+        raise original
+    assert caught.value is original
