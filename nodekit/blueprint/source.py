@@ -340,6 +340,7 @@ def _location(text: str, index: int) -> tuple[int, int]:
 _CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
 _PLAIN_TEXT = re.compile(r"[\n -~]*\n")
 _NOT_PLAIN = re.compile(r"[!|>?*&%@`]")
+_COMMENT_LINES = re.compile(r"^ *#.*$", re.MULTILINE)  # what they hold changes no node
 
 
 # PyYAML's words for the usual slips, and what to do about each.
@@ -372,7 +373,9 @@ def _parse_plain(text: str, file: str) -> tuple[Located, list[Diagnostic]] | _Pr
     plain, libyaml is missing or refuses it, or the document is empty; the problem
     when the tree is too large (plain text has no alias: the count is exact, and the
     pure-Python parser would take many seconds to say the same)."""
-    if _CSafeLoader is None or not _PLAIN_TEXT.fullmatch(text) or _NOT_PLAIN.search(text):
+    if _CSafeLoader is None or not _PLAIN_TEXT.fullmatch(text):
+        return None
+    if _NOT_PLAIN.search(_COMMENT_LINES.sub("", text)):
         return None
     found = Diagnostics()
     loader = _CSafeLoader(text)

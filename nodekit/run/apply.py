@@ -68,8 +68,7 @@ def _apply(
         return
     if compared is not None:
         for line in compared.differences:
-            run.result.notes.append(f"differs from run {compared.run}: {line}")
-            run.emit("configure", "info", f"differs: {line}")
+            run.note("configure", f"differs from run {compared.run}: {line}")
     converged = stages.configure_stage(
         run, node, target, access, rendered=rendered, hosts=hosts, runner=runner, secrets=secrets
     )

@@ -149,6 +149,11 @@ class Run:
         if self._on_event:
             self._on_event(event)
 
+    def note(self, stage: str, text: str) -> None:
+        """A note of the run: in its result and its events."""
+        self.result.notes.append(text)
+        self.emit(stage, "info", text)
+
     def secrets_file(self, names: tuple[str, ...], make: MakeSecret = None) -> Path:
         """The node's secrets for Ansible (0600; a shared backend's copy is deleted
         when the run finishes); ``make`` makes the values of new ones by name."""

@@ -133,12 +133,10 @@ def stack(node: NodePlan, run: Run, rendered: Path) -> PulumiStack:
     state = run.state
     cleared = run.backend.clear_pulumi_locks(f"nodekit-{node.name}", node.stack)
     if cleared:
-        note = (
+        run.note("infrastructure", (
             f"cleared {cleared} stale Pulumi lock(s) on stack {node.stack}, left by a run "
             "that was stopped (nodekit's own lock is held by this run)"
-        )
-        run.result.notes.append(note)
-        run.emit("infrastructure", "info", note)
+        ))  # fmt: skip
     program = state.root / "program"
     (program / "pulumi").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(rendered / "blueprint.json", program / "blueprint.json")
@@ -156,17 +154,19 @@ def stack(node: NodePlan, run: Run, rendered: Path) -> PulumiStack:
             target.write_bytes(content)
     env = {"NODEKIT_BUNDLE": str(bundle_path(node)), **run.backend.pulumi_env(state)}
     pulumi = PulumiStack(program / "pulumi", node.stack, state_dir=state.pulumi, env=env)
-    if run.backend.has_stack(state):  # a stopped run's creates: dropped, what they made too
+    # A stopped run's creates are dropped, and what they made removed; a shared
+    # backend's runs may have stopped on another runner: always looked at.
+    stopped = state.stopped_runs(run.result.run_dir)
+    if run.backend.has_stack(state) and (stopped or run.backend.shared):
         pending, known = pulumi.clear_pending()
+        state.looked_after(stopped, run.result.run_dir)
         if pending:
             removed = target_for(node).remove_leftovers(keep=known)
-            note = (
+            run.note("infrastructure", (
                 f"cleared {pending} pending Pulumi operation(s) on stack {node.stack}, left by "
                 f"a run that was stopped; removed {removed} container(s)/network(s) it had "
                 "made and never recorded"
-            )
-            run.result.notes.append(note)
-            run.emit("infrastructure", "info", note)
+            ))  # fmt: skip
     return pulumi
 
 

@@ -43,6 +43,10 @@ def state_root() -> Path:
     return Path(base)
 
 
+#: In a run folder without summary: the run was stopped, and a later run cleared up.
+STOPPED = "stopped"
+
+
 @dataclass(frozen=True)
 class NodeState:
     """The state folder of one node."""
@@ -83,6 +87,25 @@ class NodeState:
                 continue
             return path
         raise OSError(f"cannot create a run folder under {base.parent}")
+
+    def stopped_runs(self, current: Path) -> list[Path]:
+        """Run folders of runs that never finished (killed mid-run: no summary) and
+        that no later run has looked after yet (see :meth:`looked_after`)."""
+        runs = self.root / "runs"
+        if not runs.is_dir():
+            return []
+        return [
+            path
+            for path in sorted(runs.iterdir())
+            if path.is_dir() and path != current
+            and not (path / "summary.json").exists() and not (path / STOPPED).exists()
+        ]  # fmt: skip
+
+    @staticmethod
+    def looked_after(stopped: list[Path], by: Path) -> None:
+        """Mark stopped runs as handled by the run ``by`` (what they left is cleared)."""
+        for path in stopped:
+            (path / STOPPED).write_text(f"stopped before it finished; looked after by {by.name}\n")
 
     def ensure_secrets(self, names: tuple[str, ...], make: MakeSecret = None) -> Path:
         """Make sure every named secret has a value; new ones are generated.

@@ -142,3 +142,14 @@ def test_a_waiter_names_a_holder_that_has_not_written_its_name_yet(tmp_path: Pat
     os.close(fd)
     thread.join(10)
     assert told == ["nodekit deploy (pid 4242, op@h, since t)"]
+
+
+def test_stopped_runs_are_found_once_then_marked_looked_after(tmp_path: Path) -> None:
+    state = NodeState("n1", tmp_path / "n1")
+    done, killed, current = (state.new_run(op) for op in ("deploy", "plan", "deploy"))
+    (done / "summary.json").write_text("{}")
+    assert state.stopped_runs(current) == [killed]  # no summary: it never finished
+    state.looked_after([killed], by=current)
+    assert "looked after by " + current.name in (killed / "stopped").read_text()
+    assert state.stopped_runs(current) == []
+    assert NodeState("n2", tmp_path / "n2").stopped_runs(current) == []  # no runs yet
