@@ -86,14 +86,17 @@ lint: deps actionlint
 	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (make host installs it)" >&2; exit 1; }
 	$(ACTIONLINT) -shellcheck=shellcheck -config-file examples/gitops/actionlint.yaml examples/gitops/github-actions.yml
 
+# Unit and golden tests use both cores (xdist); integration tests run one at a
+# time (they share the Docker engine, and their nodes' names).
 unit: deps
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration" -n 2
 
 integration: setup
 	$(BIN)/pytest -m integration
 
 test: setup backend lint
-	@TIMEFORMAT="test: pytest %Rs"; time $(BIN)/pytest
+	@TIMEFORMAT="test: unit %Rs"; time $(BIN)/pytest -m "not integration" -n 2
+	@TIMEFORMAT="test: integration %Rs"; time $(BIN)/pytest -m integration
 
 # The fuzzer at full size: 10,000 mutations of the shipped blueprints (junk values,
 # broken YAML, alias bombs, nesting, encodings, huge files), then the render
