@@ -1,13 +1,20 @@
 """The site bundle and the Ansible roles, for real: bundle, converge, idempotence, verify.
 
 A bundle of every role's packages is built from this host's apt (the .deb
-cache makes re-runs quick). Two node containers on one ``--internal`` network
-get it mounted read-only; playbooks/site.yml converges them with ansible-runner
-through the community.docker connection, a second converge must change
-nothing, and testinfra's docker backend checks the result. Node ``a`` (zone
-cell, a gateway) runs every role, node ``b`` (zone office) base, firewall and
-the node exporter; the two zones share the network, so the firewall decides.
-Node ``b`` has a domain: its names in /etc/hosts, put back after a restart.
+cache makes re-runs quick). The lab is two nodekit blueprints
+(``_roles_support.blueprints``), rendered by nodekit; the local target's own
+code makes their zone networks and host containers (the bundle mounted
+read-only), at the names and addresses the rendered inventory gives. The
+rendered site.yml converges them over the rendered inventory and the
+run-time host layer, as ``nodekit deploy`` does; a second converge must
+change nothing, and testinfra's docker backend checks the result.
+
+Lab node (domain ``lab.example.internal``): zones cell and office, each its
+own network; ``gw`` (gateway, in both) routes between them and enforces the
+flows; ``node-a`` (cell) runs every role, ``node-b`` (office) base, firewall
+and the node exporter, and reaches cell through ``gw``. Its hosts have their
+names in /etc/hosts, put back after a restart. ``node-c``, of a node without
+a domain, has nothing of it.
 """
 
 from __future__ import annotations
@@ -37,8 +44,11 @@ SERVICES = {
         "prometheus",
     ),
     "b": ("chrony", "nftables", "prometheus-node-exporter"),
+    "gw": ("chrony", "nftables"),
+    "c": ("chrony", "nftables"),
 }
 PORTS = {"a": (1883, 5432, 9100, 9090), "b": (9100,)}
+HOSTS = sorted(SERVICES)
 
 
 @pytest.fixture(scope="module")
@@ -48,45 +58,31 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> BundleResult:
 
 
 @pytest.fixture(scope="module")
-def site(bundle: BundleResult) -> Iterator[lab.Lab]:
-    """The network and the two node containers; removed whatever happens."""
+def site(bundle: BundleResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[lab.Lab]:
+    """The rendered lab, its networks and containers; removed whatever happens."""
     suffix = uuid.uuid4().hex[:8]
     secret = {"mqtt": "nkpw-" + secrets.token_hex(12), "pg": "nkpw-" + secrets.token_hex(12)}
-    network = f"nktest-roles-{suffix}"
-    subnet = lab.create_network(network)
-    site = lab.Lab(suffix, subnet, secret)
+    folder = tmp_path_factory.mktemp("lab")
+    site = lab.build(folder, suffix, secret, node_image_ref(), bundle.path)
     try:
-        for host, name in site.names.items():
-            lab.start_node(
-                name,
-                hostname=f"node-{host}",
-                network=network,
-                ip=site.address(host),
-                image=node_image_ref(),
-                bundle=bundle.path,
-                gateway=host == "a",
-            )
         yield site
     finally:
-        lab.remove("container", *site.names.values())
-        lab.remove("network", network)
+        lab.teardown(site)
 
 
 @pytest.fixture(scope="module")
-def runs(site: lab.Lab, tmp_path_factory: pytest.TempPathFactory) -> list[lab.Converge]:
+def runs(site: lab.Lab) -> list[lab.Converge]:
     """Converge twice; later tests read both runs."""
-    private = tmp_path_factory.mktemp("runner")
-    lab.write_ansible_cfg(private)
-    first = lab.converge(private, site.inventory(), "first")
-    if first.rc != 0:
-        pytest.fail(f"first converge failed ({first.status}):\n{first.stdout[-6000:]}")
-    second = lab.converge(private, site.inventory(), "second")
+    first = lab.converge(site, "first")
+    if not first.ok:
+        pytest.fail(f"first converge failed: {first.failures}\n{first.stdout[-6000:]}")
+    second = lab.converge(site, "second")
     print(f"converge: first {first.seconds:.1f} s, second {second.seconds:.1f} s")
     return [first, second]
 
 
 def node(site: lab.Lab, host: str) -> Any:
-    return testinfra.get_host(f"docker://{site.names[host]}")
+    return testinfra.get_host(site.testinfra_spec(host))
 
 
 # --- the bundle -----------------------------------------------------------
@@ -148,7 +144,7 @@ def test_no_secret_in_logs(runs: list[lab.Converge], site: lab.Lab) -> None:
 # --- verification ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("host", ["a", "b"])
+@pytest.mark.parametrize("host", HOSTS)
 def test_services_running_and_enabled(runs: list[lab.Converge], site: lab.Lab, host: str) -> None:
     target = node(site, host)
     for service in SERVICES[host]:
@@ -156,14 +152,14 @@ def test_services_running_and_enabled(runs: list[lab.Converge], site: lab.Lab, h
         assert target.service(service).is_enabled, service
 
 
-@pytest.mark.parametrize("host", ["a", "b"])
+@pytest.mark.parametrize("host", sorted(PORTS))
 def test_ports_listening(runs: list[lab.Converge], site: lab.Lab, host: str) -> None:
     target = node(site, host)
     for port in PORTS[host]:
         assert target.socket(f"tcp://{port}").is_listening, port
 
 
-@pytest.mark.parametrize("host", ["a", "b"])
+@pytest.mark.parametrize("host", HOSTS)
 def test_base(runs: list[lab.Converge], site: lab.Lab, host: str) -> None:
     target = node(site, host)
     assert target.file("/etc/timezone").content_string.strip() == "Europe/Paris"
@@ -196,8 +192,11 @@ def test_firewall_rules(runs: list[lab.Converge], site: lab.Lab) -> None:
     assert f"ip saddr {site.cell} accept" in a
     assert f"ip saddr {site.office} ip daddr {site.address('a')} tcp dport {{ 1883, 9090 }}" in a
     assert "udp dport 5000-5010" in a
-    forward = a.split("chain forward", 1)[1]  # a is a gateway
+    assert "chain forward" not in a  # not a gateway
+    gw = node(site, "gw").check_output("nft list table inet nodekit")
+    forward = gw.split("chain forward", 1)[1]  # the gateway carries the flows
     assert f"ip saddr {site.cell} ip daddr {site.office} tcp dport 9100 accept" in forward
+    assert f"ip saddr {site.office} ip daddr {site.cell} tcp dport {{ 1883, 9090 }}" in forward
     b = node(site, "b").check_output("nft list table inet nodekit")
     assert "chain forward" not in b
     assert f"ip saddr {site.office} accept" in b
@@ -211,17 +210,19 @@ def test_firewall_enforces_zones(runs: list[lab.Converge], site: lab.Lab) -> Non
     def reaches(src: Any, dst: str, port: int) -> bool:
         return bool(src.run(f"nc -z -w 2 {site.address(dst)} {port}").rc == 0)
 
-    assert reaches(b, "a", 1883)  # flow office -> cell
+    assert reaches(b, "a", 1883)  # flow office -> cell, through gw
     assert not reaches(b, "a", 5432)  # postgresql listens, but no flow allows it
     assert not reaches(b, "a", 9100)
     assert reaches(a, "b", 9100)  # flow cell -> office
 
 
 def test_routes(runs: list[lab.Converge], site: lab.Lab) -> None:
-    b = node(site, "b")
-    assert b.service("nodekit-routes").is_enabled
-    route = b.check_output(f"ip route show {site.behind_gateway}")
-    assert f"via {site.address('a')}" in route
+    """Each host reaches the other zone through the gateway's address in its own."""
+    for host, other, zone in (("b", "cell", "office"), ("a", "office", "cell")):
+        target = node(site, host)
+        assert target.service("nodekit-routes").is_enabled
+        route = target.check_output(f"ip route show {site.cidr(other)}")
+        assert f"via {site.address('gw', zone)}" in route
 
 
 def test_mosquitto_refuses_anonymous_and_accepts_user(
@@ -277,12 +278,11 @@ def test_domain_names_the_hosts_and_survives_a_restart(
 
     names_resolve()
     assert b.service("nodekit-hosts").is_enabled
-    a = node(site, "a")  # no domain: nothing of it
-    assert "nodekit hosts" not in a.file("/etc/hosts").content_string
-    assert not a.file("/etc/nodekit/hosts").exists
-    assert not a.file("/etc/systemd/system/nodekit-hosts.service").exists
+    c = node(site, "c")  # its node has no domain: nothing of it
+    assert "nodekit hosts" not in c.file("/etc/hosts").content_string
+    assert not c.file("/etc/nodekit/hosts").exists
+    assert not c.file("/etc/systemd/system/nodekit-hosts.service").exists
 
     # Docker writes /etc/hosts afresh at a restart; the unit puts the block back.
-    lab.docker("restart", site.names["b"])
-    lab.wait_for_systemd(site.names["b"])
+    lab.restart(site, "b")
     names_resolve()
