@@ -16,7 +16,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from nodekit.blueprint.source import Diagnostics, Located, Origin, did_you_mean, item_label, join
+from nodekit.blueprint.keypaths import item_label, join
+from nodekit.blueprint.source import Diagnostics, Located, Origin, did_you_mean
 from nodekit.blueprint.source import show as _show
 from nodekit.errors import Severity
 
