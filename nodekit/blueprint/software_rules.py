@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
-from nodekit.blueprint.model import Node, Software, parse_port
+from nodekit.blueprint.fields import parse_port
+from nodekit.blueprint.model import Node, Software
 from nodekit.blueprint.packages import PACKAGES, MosquittoSettings, PackageSpec, ZoneRef
 from nodekit.blueprint.report import Loc, Report, reference
 from nodekit.blueprint.source import did_you_mean
