@@ -13,13 +13,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodekit.blueprint.keypaths import join
 from nodekit.blueprint.model import API_VERSION
 from nodekit.blueprint.source import (
     Diagnostics,
     Located,
     Origin,
     did_you_mean,
-    join,
     parse,
     show,
 )

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from nodekit.blueprint.compose import display
-from nodekit.blueprint.model import NAME_PATTERN
+from nodekit.blueprint.fields import NAME_PATTERN
 from nodekit.blueprint.source import Origin, did_you_mean
 from nodekit.errors import Diagnostic
 

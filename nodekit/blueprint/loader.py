@@ -12,8 +12,9 @@ from typing import Any
 from nodekit.blueprint.check import check_document, finalize
 from nodekit.blueprint.compose import Files, absolute, compose, display
 from nodekit.blueprint.fleet import fleet_diagnostics, node_diagnostics
+from nodekit.blueprint.keypaths import origins, paths, walk
 from nodekit.blueprint.model import Node
-from nodekit.blueprint.source import Diagnostics, Origin, origins, paths, walk
+from nodekit.blueprint.source import Diagnostics, Origin
 from nodekit.errors import BlueprintError, Diagnostic
 
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -28,9 +28,10 @@ from typing import Any
 import yaml
 
 from nodekit.blueprint.compose import Files, absolute, compose, display, draft
+from nodekit.blueprint.fields import NAME_PATTERN
 from nodekit.blueprint.fleet import LOCAL_WAN
 from nodekit.blueprint.loader import composed, validate
-from nodekit.blueprint.model import API_VERSION, NAME_PATTERN
+from nodekit.blueprint.model import API_VERSION
 from nodekit.blueprint.rules import DOCKER_DEFAULT
 from nodekit.blueprint.source import Diagnostics
 from nodekit.errors import BlueprintError, Diagnostic, UsageError

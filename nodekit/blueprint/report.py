@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from nodekit.blueprint.source import Diagnostics, Located, Origin, did_you_mean, item_label, join
+from nodekit.blueprint.keypaths import item_label, join
+from nodekit.blueprint.source import Diagnostics, Located, Origin, did_you_mean
 from nodekit.blueprint.source import show as _show
 from nodekit.errors import Severity
 
@@ -173,3 +174,18 @@ def _keys_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
             return []
     found = _model(current)
     return [f.alias or n for n, f in found.model_fields.items()] if found else []
+
+
+def reference(
+    report: Report, loc: Loc, what: str, name: str, known: Iterable[str], *, skipped: set[str]
+) -> bool:
+    """True when ``name`` is known; else reports it (unless it was skipped).
+
+    The semantic rules check every reference to a named item with it."""
+    names = sorted(set(known))
+    if name in names:
+        return True
+    if name not in skipped:
+        listed = ", ".join(names) if names else "none"
+        report.error(loc, f"unknown {what} '{name}'{did_you_mean(name, names)}; known: {listed}")
+    return False

@@ -11,14 +11,12 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ValidationError
-
 from nodekit.blueprint.equipment_rules import check_equipment
-from nodekit.blueprint.model import Node, Software, parse_port
+from nodekit.blueprint.model import Node
 from nodekit.blueprint.order_rules import check_order
-from nodekit.blueprint.packages import PACKAGES, MosquittoSettings, PackageSpec, ZoneRef
-from nodekit.blueprint.report import Loc, Report
-from nodekit.blueprint.source import Located, did_you_mean
+from nodekit.blueprint.report import Loc, Report, reference
+from nodekit.blueprint.software_rules import check_software
+from nodekit.blueprint.source import Located
 from nodekit.blueprint.ssh_rules import check_ssh
 from nodekit.blueprint.uplink_rules import check_uplink
 from nodekit.blueprint.version_rules import check_versions
@@ -42,8 +40,7 @@ def check(node: Node, report: Report, skipped: Skipped) -> None:
     _addresses(node, report, skipped)
     _hosts(node, report)
     _equipment(node, report, skipped)
-    _software(node, report, skipped)
-    _dependency_cycles(node, report)
+    check_software(node, report, skipped)
     _flows(node, report, skipped)
     _checks(node, report, skipped)
     _cloud(node, report)
@@ -75,19 +72,6 @@ def unique_names(root: Located, report: Report, lists: Iterable[tuple[str, ...]]
                 )
             else:
                 first[name.value] = name
-
-
-def _reference(
-    report: Report, loc: Loc, what: str, name: str, known: Iterable[str], *, skipped: set[str]
-) -> bool:
-    """True when ``name`` is known; else reports it (unless it was skipped)."""
-    names = sorted(set(known))
-    if name in names:
-        return True
-    if name not in skipped:
-        listed = ", ".join(names) if names else "none"
-        report.error(loc, f"unknown {what} '{name}'{did_you_mean(name, names)}; known: {listed}")
-    return False
 
 
 def _zones(node: Node, report: Report) -> None:
@@ -134,7 +118,7 @@ def _addresses(node: Node, report: Report, skipped: Skipped) -> None:
         if zone is None:
             report.error(zone_loc, "required with an address: the zone the address is in")
             return
-        if not _reference(report, zone_loc, "zone", zone, networks, skipped=skipped.zones):
+        if not reference(report, zone_loc, "zone", zone, networks, skipped=skipped.zones):
             return
         network, ip = networks[zone], ipaddress.IPv4Address(address)
         if ip not in network:
@@ -228,169 +212,12 @@ def _equipment(node: Node, report: Report, skipped: Skipped) -> None:
     for i, item in enumerate(node.equipment):
         if item.host is not None:
             loc: Loc = ("equipment", i, "host")
-            _reference(report, loc, "host", item.host, hosts, skipped=skipped.hosts)
+            reference(report, loc, "host", item.host, hosts, skipped=skipped.hosts)
         elif item.kind in NEEDS_HOST:
             report.error(
                 ("equipment", i, "host"),
                 f"required for a {item.kind}: the compute host that drives it",
             )
-
-
-def _software(node: Node, report: Report, skipped: Skipped) -> None:
-    hosts = [host.name for host in node.compute]
-    names = [item.name for item in node.software]
-    taken: dict[str, list[tuple[int, int, str, str]]] = {}
-    for i, item in enumerate(node.software):
-        spec = PACKAGES.get(item.package)
-        if spec is None:
-            known = ", ".join(sorted(PACKAGES))
-            report.error(
-                ("software", i, "package"),
-                f"unknown package '{item.package}'{did_you_mean(item.package, PACKAGES)}; "
-                f"known: {known}",
-            )
-        else:
-            _settings(node, report, skipped, index=i, item=item, spec=spec)
-        _reference(report, ("software", i, "host"), "host", item.host, hosts, skipped=skipped.hosts)
-        for j, dependency in enumerate(item.depends_on):
-            loc: Loc = ("software", i, "depends_on", j)
-            _reference(report, loc, "software", dependency, names, skipped=skipped.software)
-        if spec is not None:
-            _package_ports(report, index=i, item=item, spec=spec)
-            earlier = node.software[:i]
-            same = next(
-                (o for o in earlier if (o.host, o.package) == (item.host, item.package)), None
-            )
-            if same is not None:
-                report.error(
-                    ("software", i, "package"),
-                    f"host '{item.host}' already runs {item.package} as software[{same.name}]: "
-                    "a host runs one service of each package (one role, one configuration)",
-                )
-        ports: list[tuple[Loc, str]]
-        if item.ports is not None:
-            ports = [(("software", i, "ports", j), port) for j, port in enumerate(item.ports)]
-        else:
-            defaults = spec.default_ports if spec else ()
-            ports = [(("software", i, "package"), port) for port in defaults]
-        on_host = taken.setdefault(item.host, [])
-        for port_loc, port in ports:
-            low, high, proto = parse_port(port)
-            clash = next(
-                (o for o in on_host if o[2] == proto and low <= o[1] and o[0] <= high), None
-            )
-            if clash:
-                what = "port" if item.ports is not None else "default port"
-                report.error(
-                    port_loc,
-                    f"{what} {port} on host '{item.host}' is already used by {clash[3]}",
-                )
-            on_host.append((low, high, proto, f"software[{item.name}]"))
-
-
-def _package_ports(report: Report, *, index: int, item: Software, spec: PackageSpec) -> None:
-    """Every package nodekit ships listens on TCP; most on exactly one port."""
-    if item.ports is None:
-        return
-    if not spec.default_ports:
-        report.error(
-            ("software", index, "ports"),
-            f"{spec.name} listens on no port (it only connects out): remove ports",
-        )
-        return
-    default = ", ".join(spec.default_ports)
-    if not item.ports:
-        report.error(
-            ("software", index, "ports"),
-            f"{spec.name} must listen on a port: list one, or leave ports out for {default}",
-        )
-    elif spec.one_port and len(item.ports) > 1:
-        report.error(
-            ("software", index, "ports"),
-            f"{spec.name} listens on one port, {len(item.ports)} are listed: "
-            f"keep one (default {default})",
-        )
-    for j, port in enumerate(item.ports):
-        low, high, proto = parse_port(port)
-        if proto != "tcp" or low != high:
-            report.error(
-                ("software", index, "ports", j),
-                f"{spec.name} listens on single TCP ports, not '{port}': write e.g. {default}",
-            )
-
-
-def _own_users(node: Node, item: Software) -> bool:
-    """Whether nodekit gives the broker users of its own (collectors, ingests, devices)."""
-    from nodekit.blueprint.equipment import broker_users
-
-    return bool(broker_users(node.model_dump(by_alias=True, mode="json")).get(item.name))
-
-
-def _settings(
-    node: Node, report: Report, skipped: Skipped, *, index: int, item: Software, spec: PackageSpec
-) -> None:
-    loc: Loc = ("software", index, "settings")
-    try:
-        settings: BaseModel = spec.settings.model_validate(item.settings)
-    except ValidationError as error:
-        report.schema_errors(error, spec.settings, loc)
-        return
-    zones = [zone.name for zone in node.network.zones]
-    for name, info in spec.settings.model_fields.items():
-        if any(isinstance(mark, ZoneRef) for mark in info.metadata):
-            for j, zone in enumerate(getattr(settings, name)):
-                _reference(report, (*loc, name, j), "zone", zone, zones, skipped=skipped.zones)
-    quiet = isinstance(settings, MosquittoSettings) and (
-        settings.users or settings.allow_anonymous or settings.accept_bridges
-    )
-    if isinstance(settings, MosquittoSettings) and not quiet and not _own_users(node, item):
-        report.warning(
-            (*loc, "users"),
-            "this broker accepts no client: it has no users and allow_anonymous is false; "
-            "list users (passwords come from the secrets store) or set allow_anonymous: true",
-        )
-    uplink = node.network.uplink
-    bridged = isinstance(settings, MosquittoSettings) and settings.bridge_topics
-    if bridged and (uplink is None or uplink.type == "none" or not uplink.peer):
-        have = "is not set" if uplink is None else f"is type {uplink.type} with no peer"
-        report.error(
-            (*loc, "bridge_topics"),
-            f"MQTT bridging goes to the uplink's peer, but network.uplink {have}: "
-            "set network.uplink (type vpn or direct, with the peer: the hub's node name "
-            "or address) "
-            "or remove bridge_topics",
-        )
-
-
-def _dependency_cycles(node: Node, report: Report) -> None:
-    graph: dict[str, list[str]] = {}
-    index: dict[str, int] = {}
-    for i, item in enumerate(node.software):
-        graph.setdefault(item.name, list(item.depends_on))
-        index.setdefault(item.name, i)
-    state: dict[str, str] = {}  # "open" while on the path, then "done"
-    for start, first in graph.items():
-        if start in state:
-            continue
-        path, pending = [start], [iter(first)]
-        state[start] = "open"
-        while pending:
-            dependency = next(pending[-1], None)
-            if dependency is None:
-                state[path.pop()] = "done"
-                pending.pop()
-            elif dependency not in graph:
-                continue
-            elif state.get(dependency) == "open":
-                cycle = [*path[path.index(dependency) :], dependency]
-                report.error(
-                    ("software", index[dependency], "depends_on"),
-                    "dependency cycle: " + " -> ".join(cycle),
-                )
-            elif dependency not in state:
-                state[dependency] = "open"
-                path.append(dependency)
-                pending.append(iter(graph[dependency]))
 
 
 def _flows(node: Node, report: Report, skipped: Skipped) -> None:
@@ -399,10 +226,10 @@ def _flows(node: Node, report: Report, skipped: Skipped) -> None:
     uplink = node.network.uplink
     for i, flow in enumerate(node.network.flows):
         loc: Loc = ("network", "flows", i)
-        source = flow.from_ == "uplink" or _reference(
+        source = flow.from_ == "uplink" or reference(
             report, (*loc, "from"), "zone", flow.from_, zones, skipped=skipped.zones
         )
-        target = flow.to == "uplink" or _reference(
+        target = flow.to == "uplink" or reference(
             report, (*loc, "to"), "zone", flow.to, zones, skipped=skipped.zones
         )
         for end, key in ((flow.from_, "from"), (flow.to, "to")):
@@ -434,7 +261,7 @@ def _flows(node: Node, report: Report, skipped: Skipped) -> None:
 def _checks(node: Node, report: Report, skipped: Skipped) -> None:
     hosts = [host.name for host in node.compute]
     for i, item in enumerate(node.checks):
-        _reference(report, ("checks", i, "host"), "host", item.host, hosts, skipped=skipped.hosts)
+        reference(report, ("checks", i, "host"), "host", item.host, hosts, skipped=skipped.hosts)
 
 
 def _cloud(node: Node, report: Report) -> None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from nodekit.blueprint.model import Node, parse_port
+from nodekit.blueprint.fields import parse_port
+from nodekit.blueprint.model import Node
 from nodekit.blueprint.packages import MosquittoSettings
 from nodekit.blueprint.report import Loc, Report
 

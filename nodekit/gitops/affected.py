@@ -23,7 +23,7 @@ from typing import Any
 
 from nodekit.backends import Backend
 from nodekit.blueprint import Blueprint, validate
-from nodekit.blueprint.source import item_label, join
+from nodekit.blueprint.keypaths import item_label, join
 from nodekit.errors import BlueprintError, Diagnostic
 from nodekit.gitops.git import commit_of, snapshot, toplevel
 from nodekit.render import MANIFEST, PLAYBOOKS, render_files

@@ -22,7 +22,8 @@ from docker.types import EndpointConfig
 from pulumi import Input, Output, ResourceOptions
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from nodekit.pulumi.docker_provider import MANAGED_LABEL, _client, _container_state
+from nodekit.pulumi.docker_parts import MANAGED_LABEL, _container_state
+from nodekit.pulumi.docker_provider import _client
 from nodekit.render.plan import BUNDLE_MOUNT
 
 TWIN_DIR = "/var/lib/nodekit-twin"  # state and secrets files (kept across restarts)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
-from nodekit.blueprint.model import NAME_PATTERN
+from nodekit.blueprint.fields import NAME_PATTERN
 from nodekit.render.plan import HostPlan, NodePlan, plan
 from nodekit.render.uplink import BRIDGE_PORT, accepts, bridges
 from nodekit.run.history import APPLYING

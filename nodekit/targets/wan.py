@@ -31,7 +31,7 @@ def wan_present() -> bool:
     """Whether the WAN network stands, as nodekit makes it (subnet and host rule)."""
     import docker
 
-    from nodekit.pulumi.docker_provider import _bridged, bridge_name
+    from nodekit.pulumi.docker_parts import _bridged, bridge_name
 
     client = docker.from_env(timeout=60)
     for net in client.networks.list(names=[WAN_NETWORK]):

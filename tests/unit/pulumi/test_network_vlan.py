@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from nodekit.pulumi import docker_parts
 from nodekit.pulumi import docker_provider as dp
 
 
@@ -43,7 +44,8 @@ class FakeClient:
 def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     fake = FakeClient()
     monkeypatch.setattr(dp, "_client", lambda: fake)
-    monkeypatch.setattr(dp, "_iptables", lambda action, rule: True)  # the host rule is there
+    # the host rule is there
+    monkeypatch.setattr(docker_parts, "_iptables", lambda action, rule: True)
     return fake
 
 
@@ -88,7 +90,7 @@ def test_a_network_made_before_the_label_is_left_as_it_is() -> None:
 def test_a_changed_vlan_is_refused_naming_the_network_and_both_ids(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(dp, "_iptables", lambda action, rule: True)
+    monkeypatch.setattr(docker_parts, "_iptables", lambda action, rule: True)
     provider = dp.NetworkProvider()
     made = {**_props("41"), "bridged": True}
     diff = provider.diff("net-1", made, _props("43"))
