@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from nodekit.errors import StateFolderError
+from nodekit.blueprint import load
+from nodekit.errors import StageError, StateFolderError
+from nodekit.render import PROJECT_ROOT
+from nodekit.render.plan import plan
 from nodekit.run.ansible_stage import AnsibleResult, HostFailure
 from nodekit.run.operation import _state_error
 from nodekit.run.stages import fail_ansible
+from nodekit.targets import target_for
+from nodekit.targets.base import Target, outage_named
 
 
 def _failed(message: str) -> AnsibleResult:
@@ -50,13 +55,6 @@ def test_an_error_elsewhere_is_not_blamed_on_the_state_folder(
 
 
 def test_a_stopped_docker_engine_is_blamed_with_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nodekit.errors import StageError
-    from nodekit.blueprint import load
-    from nodekit.render import PROJECT_ROOT
-    from nodekit.render.plan import plan
-    from nodekit.targets import target_for
-    from nodekit.targets.base import outage_named
-
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/nodekit-test.sock")
     lyon = PROJECT_ROOT / "blueprints" / "sites" / "lyon-additive-01.yaml"
     target = target_for(plan(load(lyon).data))
@@ -70,9 +68,6 @@ def test_a_stopped_docker_engine_is_blamed_with_its_fix(monkeypatch: pytest.Monk
 
 
 def test_a_failure_with_the_engine_up_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nodekit.errors import StageError
-    from nodekit.targets.base import Target, outage_named
-
     original = StageError("boom", node="n1", stage="verify")
     with pytest.raises(StageError) as caught, outage_named(Target.__new__(Target)):
         raise original
