@@ -86,17 +86,20 @@ lint: deps actionlint
 	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (make host installs it)" >&2; exit 1; }
 	$(ACTIONLINT) -shellcheck=shellcheck -config-file examples/gitops/actionlint.yaml examples/gitops/github-actions.yml
 
-# Unit and golden tests use both cores (xdist); integration tests run one at a
-# time (they share the Docker engine, and their nodes' names).
+# Unit and golden tests use both cores (xdist). Integration tests too, a test
+# file per worker at a time: each file's nodes, subnets and names are its own,
+# and files that share a machine-wide resource run as one unit
+# (tests/integration/conftest.py). INTEGRATION_XDIST= runs them one at a time.
+INTEGRATION_XDIST ?= -n 2 --dist loadgroup --no-loadscope-reorder
 unit: deps
 	$(BIN)/pytest -m "not integration" -n 2
 
 integration: setup
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest -m integration $(INTEGRATION_XDIST)
 
 test: setup backend lint
 	@TIMEFORMAT="test: unit %Rs"; time $(BIN)/pytest -m "not integration" -n 2
-	@TIMEFORMAT="test: integration %Rs"; time $(BIN)/pytest -m integration
+	@TIMEFORMAT="test: integration %Rs"; time $(BIN)/pytest -m integration $(INTEGRATION_XDIST)
 
 # The fuzzer at full size: 10,000 mutations of the shipped blueprints (junk values,
 # broken YAML, alias bombs, nesting, encodings, huge files), then the render
