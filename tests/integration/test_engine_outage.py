@@ -11,53 +11,26 @@ nothing behind on that engine.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
+from _faults_support import HOST, Env, result_of, started
 
 from nodekit.pulumi.docker_provider import NODE_LABEL
-from nodekit.render import PROJECT_ROOT
 from nodekit.toolchain import node_image_ref
 
 pytestmark = pytest.mark.integration
 
 NODE = "nktest-fault-eng"
-HOST = "edge-01"
 CONTAINER = f"nk-{NODE}-{HOST}"
-BLUEPRINT = f"""\
-apiVersion: nodekit/v1
-kind: Node
-metadata:
-  name: {NODE}
-site:
-  region: eu-west
-  timezone: Europe/Lisbon
-  target: local
-network:
-  zones:
-    - name: ot
-      cidr: 10.214.9.0/24
-compute:
-  - name: {HOST}
-    role: edge
-    zone: ot
-    address: 10.214.9.10
-software:
-  - name: exporter
-    package: node-exporter
-    host: {HOST}
-"""
 
 
 class Engine:
@@ -128,77 +101,37 @@ def engine(docker_client: docker.DockerClient) -> Iterator[Engine]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def nodekit(engine: Engine, state: Path, *args: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "DOCKER_HOST": engine.host,
-        "NODEKIT_STATE": str(state),
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "nodekit.cli.main", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def result_of(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, dict[str, Any]]:
-    out, err = proc.communicate(timeout=timeout)
-    try:
-        document = json.loads(out)
-    except ValueError:
-        pytest.fail(f"no JSON result: stdout={out!r} stderr={err[-3000:]!r}")
-    nodes = document.get("nodes", [document])
-    return proc.returncode, nodes[0]
-
-
-def configure_started(state: Path, before: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        runs = sorted((state / "nodes" / NODE / "runs").glob("*/events.jsonl"))
-        if len(runs) > before:
-            for line in runs[-1].read_text().splitlines():
-                if '"stage": "configure"' in line and '"kind": "start"' in line:
-                    return
-        assert proc.poll() is None, "nodekit ended before configure started"
-        time.sleep(0.1)
-    pytest.fail("configure did not start")
-
-
 def test_engine_stopped_during_configure(engine: Engine, tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    blueprint = tmp_path / f"{NODE}.yaml"
-    blueprint.write_text(BLUEPRINT)
-    deploy = ("deploy", str(blueprint), "--yes", "--format", "json")
+    env = Env(tmp_path, NODE, "10.214.9", DOCKER_HOST=engine.host)
     label = f"{NODE_LABEL}={NODE}"
-    code, first = result_of(nodekit(engine, state, *deploy))
+    code, first, _ = env.deploy()
     assert code == 0 and first["ok"], first.get("error")
     try:
-        before = len(list((state / "nodes" / NODE / "runs").glob("*/events.jsonl")))
-        proc = nodekit(engine, state, *deploy, "--full")
-        configure_started(state, before, proc)
+        before = len(env.runs())
+        proc = env.start(*env.deploy_args("--full"))
+        env.wait_for(before, started("configure"), proc)
         time.sleep(3)  # Ansible is at work on the host
         engine.stop()
-        code, failed = result_of(proc)
-        assert code == 1, failed
+        out, err = proc.communicate(timeout=600)
+        failed = result_of(out, err)
+        assert proc.returncode == 1, failed
         assert failed["failed_stage"] == "configure", failed
         assert failed["failed_host"] == HOST, failed
         error = failed["error"]
         assert error.startswith(f"{NODE}/{HOST}: configure failed: the Docker engine"), error
         assert f"at {engine.host} stopped answering" in error, error
         assert "start the engine again" in failed["fix"], failed["fix"]
-        assert (state / "nodes" / NODE / "deployed.json").is_file()  # the record is kept
+        assert (env.state / "nodes" / NODE / "deployed.json").is_file()  # the record is kept
 
         engine.start()
-        code, again = result_of(nodekit(engine, state, *deploy))
+        code, again, _ = env.deploy()
         assert code == 0 and again["ok"], again.get("error")
         assert [s["stage"] for s in again["stages"]][-2:] == ["verify", "record"]
         containers = engine.client().containers.list(all=True, filters={"label": label})
         assert [c.name for c in containers] == [CONTAINER]
     finally:
         if engine.proc is not None and engine.proc.poll() is None:
-            gone = nodekit(engine, state, "destroy", str(blueprint), "--yes")
-            out, err = gone.communicate(timeout=600)
-            assert gone.returncode == 0, out + err
+            env.destroy()
             client = engine.client()
             assert not client.containers.list(all=True, filters={"label": label})
             assert not client.networks.list(filters={"label": label})
