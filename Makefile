@@ -89,8 +89,8 @@ lint: deps actionlint
 # Unit and golden tests use both cores (xdist). Integration tests too, a test
 # file per worker at a time: each file's nodes, subnets and names are its own,
 # and files that share a machine-wide resource run as one unit
-# (tests/integration/conftest.py). INTEGRATION_XDIST= runs them one at a time.
-INTEGRATION_XDIST ?= -n 2 --dist loadgroup --no-loadscope-reorder
+# (tests/conftest.py). INTEGRATION_XDIST= runs them one at a time.
+INTEGRATION_XDIST ?= -n 2 --dist loadscope --no-loadscope-reorder
 unit: deps
 	$(BIN)/pytest -m "not integration" -n 2
 

@@ -3,11 +3,8 @@
 These tests never skip: a missing engine or image is a failed setup, and
 `make test` installs both before pytest runs.
 
-`make test` runs them on two pytest-xdist workers (``--dist loadgroup``): each
-test file is one unit of work, kept on one worker, so a module's fixtures (its
-node, its lab) are made once. Files that share something machine-wide run as
-one unit, one after another (see SHARED), and the longest units go first so
-neither worker is left with a long tail.
+`make test` runs them on two pytest-xdist workers, a test file (or a few that
+share something machine-wide) per worker at a time: see tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -21,36 +18,6 @@ import pytest
 
 from nodekit.pulumi.docker_provider import SYSTEMD_CAPS, SYSTEMD_MOUNTS, SYSTEMD_TMPFS
 from nodekit.toolchain import node_image_ref
-
-# Files that share a machine-wide resource: the one WAN network of this machine
-# (nodes with an uplink), and the test database of `make backend` (whose tables
-# the tests drop).
-SHARED = {
-    "test_fleet_hub": "wan",
-    "test_gitops": "wan",
-    "test_settings_matrix": "wan",
-    "test_backend_postgres": "backend",
-    "test_shared_state": "backend",
-}
-# Units longest first (minutes in CI, one worker): the scheduler hands them out
-# in this order, so the short ones fill in at the end.
-LONGEST_FIRST = ("test_deploy_lifecycle", "wan", "test_ssh_target", "backend")
-
-
-def _unit(item: pytest.Item) -> str:
-    module = item.path.stem
-    return SHARED.get(module, module)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        unit = _unit(item)
-        return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    for item in items:
-        if item.get_closest_marker("integration"):
-            item.add_marker(pytest.mark.xdist_group(_unit(item)))
-    items.sort(key=rank)  # stable: within a unit, and among the rest, file order
 
 
 @pytest.fixture(scope="session")
