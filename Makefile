@@ -104,10 +104,10 @@ test: setup backend lint
 # The fuzzer at full size: 10,000 mutations of the shipped blueprints (junk values,
 # broken YAML, alias bombs, nesting, encodings, huge files), then the render
 # property over 1,200 generated blueprints (make test runs a few hundred of each;
-# two shards side by side, about 0.6 CPU-s a blueprint: some 8 minutes).
+# about 0.6 s a blueprint: some 12 minutes).
 stress: deps
 	NODEKIT_FUZZ_EXAMPLES=2500 $(BIN)/pytest -q -n 2 tests/unit/blueprint/test_fuzz_shipped.py
-	NODEKIT_PROPERTY_EXAMPLES=1200 $(BIN)/pytest -q -n 2 tests/unit/render/test_render_property.py
+	NODEKIT_PROPERTY_EXAMPLES=1200 $(BIN)/pytest -q tests/unit/render/test_render_property.py
 
 golden: deps
 	NODEKIT_REGEN_GOLDEN=1 $(BIN)/pytest -q tests/unit/render/test_golden.py

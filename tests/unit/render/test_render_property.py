@@ -7,8 +7,8 @@ evaluate with Ansible's own templating and pass the roles' argument specs
 ansible-lint clean => the generated testinfra modules collect. The tools run
 once each, over the whole batch of renderings.
 
-`make test` runs a few hundred examples; `make stress` more
-(NODEKIT_PROPERTY_EXAMPLES), split in two shards that xdist runs side by side.
+`make test` runs a few hundred examples; `make stress` thousands
+(NODEKIT_PROPERTY_EXAMPLES).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from blueprint_strategy import blueprints
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +28,6 @@ from nodekit.render import PROJECT_ROOT, render
 from nodekit.render.rolecheck import check_rendering
 
 EXAMPLES = int(os.environ.get("NODEKIT_PROPERTY_EXAMPLES", "300"))
-SHARDS = 2  # independent random draws of EXAMPLES / SHARDS each, one per xdist worker
 ROLES = PROJECT_ROOT / "playbooks" / "roles"
 BIN = Path(sys.executable).parent
 
@@ -39,13 +37,11 @@ def _tool(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
-@pytest.mark.parametrize("shard", range(SHARDS))
-def test_valid_blueprints_render_to_files_the_tools_accept(tmp_path: Path, shard: int) -> None:
+def test_valid_blueprints_render_to_files_the_tools_accept(tmp_path: Path) -> None:
     renderings: list[Path] = []
-    examples = max(1, EXAMPLES // SHARDS)
 
     @settings(
-        max_examples=examples,
+        max_examples=EXAMPLES,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -66,7 +62,7 @@ def test_valid_blueprints_render_to_files_the_tools_accept(tmp_path: Path, shard
         renderings.append(folder / "out")
 
     one()
-    assert len(renderings) >= min(examples, 50)
+    assert len(renderings) >= min(EXAMPLES, 50)
 
     # The real tools, once each over the batch.
     playbooks = [str(r / "ansible" / "site.yml") for r in renderings]
