@@ -10,36 +10,13 @@ from pathlib import Path
 
 import docker
 import pytest
+from _faults_support import small_node
 
 from nodekit.cli.main import main
 from nodekit.pulumi.docker_provider import NODE_LABEL
 from nodekit.render import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
-
-SMALL = """\
-apiVersion: nodekit/v1
-kind: Node
-metadata:
-  name: {name}
-site:
-  region: eu-west
-  timezone: Europe/Lisbon
-  target: local
-network:
-  zones:
-    - name: ot
-      cidr: {cidr}
-compute:
-  - name: edge-01
-    role: edge
-    zone: ot
-    address: {address}
-software:
-  - name: exporter
-    package: node-exporter
-    host: edge-01
-"""
 
 
 def test_eight_nodes_deploy_in_parallel_and_destroy(
@@ -53,9 +30,7 @@ def test_eight_nodes_deploy_in_parallel_and_destroy(
     sites.mkdir()
     names = [f"nktest-par-{i}" for i in range(8)]
     for i, name in enumerate(names):
-        (sites / f"{name}.yaml").write_text(
-            SMALL.format(name=name, cidr=f"10.212.{i}.0/24", address=f"10.212.{i}.10")
-        )
+        (sites / f"{name}.yaml").write_text(small_node(name, f"10.212.{i}"))
     try:
         assert main(["deploy", str(sites), "--yes", "--format", "json"]) == 0
         results = json.loads(capsys.readouterr().out)["nodes"]
