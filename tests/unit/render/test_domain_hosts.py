@@ -58,7 +58,7 @@ def test_verify_checks_each_hosts_fqdn_and_the_next_hosts_address() -> None:
     ]  # fmt: skip
     module = render_files(load(LYON))["tests/test_lyon_additive_01.py"].decode()
     assert "def test_fqdn(" in module and 'check_output("hostname -f")' in module
-    assert "getent hosts" in module
+    assert "getent ahosts" in module
 
 
 def test_the_zones_vlans_are_in_the_plan() -> None:
