@@ -10,7 +10,7 @@ site bundle built beforehand ("once image and bundle exist"):
 2. a no-change deploy of the same node (skips what is unchanged and still
    matches live), then one with ``--full`` (every stage);
 3. the configure stage on the converged node: nodekit's settings (Mitogen,
-   pipelining, lean fact gathering) against plain ``ansible-playbook`` with
+   pipelining, no fact gathering) against plain ``ansible-playbook`` with
    stock settings, same roles, inventory and variables, side by side;
 4. (unless --skip-fresh) the same comparison on freshly created containers,
    the first converge of each side.
