@@ -102,3 +102,11 @@ class Workspace:
         """Write ``text`` and return its diagnostics as printed."""
         self.write(name, text)
         return self.diagnostics(name)
+
+
+def broken(ws: Workspace, old: str, new: str, *, after: str = "") -> tuple[str, list[str]]:
+    """VALID with ``old`` (first occurrence at or after the line ``after``) replaced."""
+    start = VALID.index(after) if after else 0
+    assert old in VALID[start:], old
+    text = VALID[:start] + VALID[start:].replace(old, new, 1)
+    return text, ws.check(text)
