@@ -9,8 +9,10 @@ and an environment in which the engine never tries a download.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +54,51 @@ def passphrase_for(state_dir: Path) -> str:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
+
+
+def stop_leftovers(program_dir: Path, *, grace_s: float = 5.0) -> int:
+    """Stop the processes a stopped run left working in the node's program folder.
+
+    Pulumi starts its provider plugins in their own process groups, with the
+    program folder as their working folder; a ``kill -9`` of nodekit leaves
+    them (and, killed mid-update, the CLI) running. The caller holds the
+    node's lock, so no live run of this node works there: each such process is
+    sent SIGTERM, and SIGKILL if still there after ``grace_s``. Processes are
+    found again by their folder each time, never by a PID that may be reused.
+    Returns how many there were.
+    """
+    folder = program_dir.resolve()
+    found = _working_in(folder)
+    if not found:
+        return 0
+    for pid in found:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while (left := _working_in(folder)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        _signal(pid, signal.SIGKILL)
+    return len(found)
+
+
+def _working_in(folder: Path) -> list[int]:
+    """The processes (not this one) whose working folder is ``folder`` or below it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = (entry / "cwd").readlink()
+        except OSError:  # gone, a zombie, or not ours to look at
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # gone, or not ours
+        os.kill(pid, sig)
 
 
 class PulumiStack:

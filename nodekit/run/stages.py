@@ -26,7 +26,7 @@ from nodekit.run.bundle import build_bundle
 from nodekit.run.fleet_verify import hub_report
 from nodekit.run.fleet_verify import site_checks as fleet_checks
 from nodekit.run.operation import Run
-from nodekit.run.pulumi_stack import PulumiStack
+from nodekit.run.pulumi_stack import PulumiStack, stop_leftovers
 from nodekit.run.removal import (
     Installed,
     describe,
@@ -127,10 +127,13 @@ def stack(node: NodePlan, run: Run, rendered: Path) -> PulumiStack:
     The passphrase provider writes the stack's ``encryptionsalt`` into
     Pulumi.<stack>.yaml. The program folder keeps it across runs (and the
     backend shares it between runners), so the rendered files stay exactly
-    what render wrote. Holding nodekit's lock, any Pulumi lock on the stack
-    was left by a runner that was stopped: it is cleared, and said so.
+    what render wrote. Holding nodekit's lock, any Pulumi process working in
+    the program folder and any Pulumi lock on the stack were left by a runner
+    that was stopped: they are stopped and cleared, and said so.
     """
     state = run.state
+    if left := stop_leftovers(state.root / "program"):
+        run.note("infrastructure", f"stopped {left} Pulumi process(es) a stopped run left")
     cleared = run.backend.clear_pulumi_locks(f"nodekit-{node.name}", node.stack)
     if cleared:
         run.note("infrastructure", (

@@ -23,6 +23,7 @@ import pytest
 from _faults_support import HOST, Env, result_of, started
 
 from nodekit.pulumi.docker_provider import NODE_LABEL
+from nodekit.run.pulumi_stack import stop_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +114,10 @@ def test_nodekit_killed_during_infrastructure(env: Env, docker_client: docker.Do
     result = assert_converged(env, "--lock-timeout", "20")
     # The create the killed run began is dropped, the container it made removed; said so.
     assert any("pending Pulumi operation" in n for n in result["notes"]), result["notes"]
+    # The provider plugin Pulumi had started (its own process group: killpg missed it)
+    # was stopped by the re-run; nothing works in the node's program folder now.
+    assert any("Pulumi process(es) a stopped run left" in n for n in result["notes"]), result
+    assert stop_leftovers(env.state / "nodes" / NODE / "program", grace_s=0) == 0
     containers = docker_client.containers.list(all=True, filters={"label": f"{NODE_LABEL}={NODE}"})
     assert [c.name for c in containers] == [CONTAINER]
 
