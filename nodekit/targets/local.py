@@ -146,9 +146,14 @@ class LocalTarget(Target):
         label = f"{NODE_LABEL}={self.node.name}"
         count = 0
         keep = keep or set()
-        for container in client.containers.list(all=True, filters={"label": label}):
+        for container in client.containers.list(
+            all=True, filters={"label": label}, ignore_removed=True
+        ):
             if container.id not in keep:
-                container.remove(force=True, v=True)
+                try:
+                    container.remove(force=True, v=True)
+                except docker.errors.NotFound:
+                    continue  # gone while we looked: nothing left to remove
                 count += 1
         for network in client.networks.list(filters={"label": label}):
             if network.id not in keep:

@@ -76,7 +76,9 @@ def peer_addresses(peer: str) -> dict[str, str]:
     from nodekit.pulumi.docker_provider import NODE_LABEL
 
     client = docker.from_env(timeout=60)
-    for container in client.containers.list(filters={"label": f"{NODE_LABEL}={peer}"}):
+    for container in client.containers.list(
+        filters={"label": f"{NODE_LABEL}={peer}"}, ignore_removed=True
+    ):
         networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
         address = (networks.get(WAN_NETWORK) or {}).get("IPAddress")
         if address:

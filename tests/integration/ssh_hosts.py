@@ -78,7 +78,7 @@ def _baseline_image() -> str:
 def make_hosts(client: docker.DockerClient, scratch: Path) -> SshHosts:
     # Leftovers of a run that was killed: removed, so names and addresses are free.
     label = {"label": "io.nodekit.test=ssh-host"}
-    for container in client.containers.list(all=True, filters=label):
+    for container in client.containers.list(all=True, filters=label, ignore_removed=True):
         container.remove(force=True, v=True)
     for stale in client.networks.list(filters=label):
         stale.remove()

@@ -63,9 +63,10 @@ equipment:
 
 def _leftovers(client: docker.DockerClient) -> list[str]:
     label = f"{NODE_LABEL}={NODE}"
-    return [c.name for c in client.containers.list(all=True, filters={"label": label})] + [
-        n.name for n in client.networks.list(filters={"label": label})
-    ]
+    return [
+        c.name
+        for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+    ] + [n.name for n in client.networks.list(filters={"label": label})]
 
 
 @pytest.fixture(scope="module")

@@ -127,11 +127,15 @@ def test_engine_stopped_during_configure(engine: Engine, tmp_path: Path) -> None
         code, again, _ = env.deploy()
         assert code == 0 and again["ok"], again.get("error")
         assert [s["stage"] for s in again["stages"]][-2:] == ["verify", "record"]
-        containers = engine.client().containers.list(all=True, filters={"label": label})
+        containers = engine.client().containers.list(
+            all=True, filters={"label": label}, ignore_removed=True
+        )
         assert [c.name for c in containers] == [CONTAINER]
     finally:
         if engine.proc is not None and engine.proc.poll() is None:
             env.destroy()
             client = engine.client()
-            assert not client.containers.list(all=True, filters={"label": label})
+            assert not client.containers.list(
+                all=True, filters={"label": label}, ignore_removed=True
+            )
             assert not client.networks.list(filters={"label": label})

@@ -53,7 +53,9 @@ def env(
     yield environment
     environment.destroy()
     label = f"{NODE_LABEL}={NODE}"
-    assert not docker_client.containers.list(all=True, filters={"label": label})
+    assert not docker_client.containers.list(
+        all=True, filters={"label": label}, ignore_removed=True
+    )
     assert not docker_client.networks.list(filters={"label": label})
 
 
@@ -105,10 +107,11 @@ def test_nodekit_killed_during_infrastructure(env: Env, docker_client: docker.Do
     proc = env.start(*env.deploy_args())
     env.wait_for(before, started("infrastructure"), proc)
     # Killed while Pulumi creates the node's container (its name appears first).
+    # The engine's own list (no inspect of each: a container may go while we look).
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if docker_client.containers.list(all=True, filters={"name": CONTAINER}):
-            break
+    while not docker_client.api.containers(all=True, filters={"name": CONTAINER}):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "Pulumi made no container in 120 s"
         time.sleep(0.05)
     killpg(proc)
     result = assert_converged(env, "--lock-timeout", "20")
@@ -118,7 +121,9 @@ def test_nodekit_killed_during_infrastructure(env: Env, docker_client: docker.Do
     # was stopped by the re-run; nothing works in the node's program folder now.
     assert any("Pulumi process(es) a stopped run left" in n for n in result["notes"]), result
     assert stop_leftovers(env.state / "nodes" / NODE / "program", grace_s=0) == 0
-    containers = docker_client.containers.list(all=True, filters={"label": f"{NODE_LABEL}={NODE}"})
+    containers = docker_client.containers.list(
+        all=True, filters={"label": f"{NODE_LABEL}={NODE}"}, ignore_removed=True
+    )
     assert [c.name for c in containers] == [CONTAINER]
 
 

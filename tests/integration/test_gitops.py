@@ -159,7 +159,7 @@ def test_fleet_changes_reach_exactly_their_nodes(
     assert result["waves"] == [[NODES[0]], NODES[1:]]
     assert set(_statuses(result).values()) == {"deployed"}
     label = {"label": f"{NODE_LABEL}"}
-    assert len(docker_client.containers.list(filters=label)) >= 5
+    assert len(docker_client.containers.list(filters=label, ignore_removed=True)) >= 5
 
     # 2. One site changed: only it is deployed, and its run names the commit. (An
     #    uncommitted edit is not seen: revisions are read from git objects.)
@@ -211,11 +211,11 @@ def test_fleet_changes_reach_exactly_their_nodes(
     assert code == 0 and result["removed"][0]["node"] == NODES[4]
     assert result["removed"][0]["status"] == "kept"
     n5 = {"label": f"{NODE_LABEL}={NODES[4]}"}
-    assert docker_client.containers.list(filters=n5)
+    assert docker_client.containers.list(filters=n5, ignore_removed=True)
     code, result, err = fleet.nodekit(*apply, "--base", "HEAD~1", "--allow-destroy")
     assert code == 0, (result, err[-3000:])
     assert result["removed"][0]["status"] == "destroyed"
-    assert not docker_client.containers.list(all=True, filters=n5)
+    assert not docker_client.containers.list(all=True, filters=n5, ignore_removed=True)
 
     # 6. The canary fails: no other node is touched.
     fleet.write("blueprints/sites/n4.yaml", _site(4) + BROKEN)

@@ -60,7 +60,7 @@ def test_eight_nodes_deploy_in_parallel_and_destroy(
         assert main(["destroy", str(sites), "--yes"]) == 0
     for name in names:
         assert not docker_client.containers.list(
-            all=True, filters={"label": f"{NODE_LABEL}={name}"}
+            all=True, filters={"label": f"{NODE_LABEL}={name}"}, ignore_removed=True
         )
 
 

@@ -339,4 +339,7 @@ def test_every_case_deploys_verifies_and_converges(
     assert main(["destroy", str(fleet), "--yes"]) == 0
     for name in NODES:
         label = f"{NODE_LABEL}={name}"
-        assert docker_client.containers.list(all=True, filters={"label": label}) == []
+        assert (
+            docker_client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+            == []
+        )

@@ -190,7 +190,7 @@ def test_runners_share_one_truth(
     assert _stages(second)["infrastructure"]["changed"] == 0  # created once
     assert _stages(second)["configure"]["changed"] == 0  # same secrets, same settings
     label = f"{NODE_LABEL}={NODE}"
-    assert len(docker_client.containers.list(filters={"label": label})) == 3
+    assert len(docker_client.containers.list(filters={"label": label}, ignore_removed=True)) == 3
 
     # The secrets are only ciphertext in the backend.
     with psycopg.connect(shared["url"]) as conn:

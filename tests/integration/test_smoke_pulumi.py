@@ -76,7 +76,9 @@ def test_create_refresh_repair_destroy(
         for path in (tmp_path / "state" / "backend").rglob("*.json"):
             assert passphrase not in path.read_text()
     finally:
-        for c in docker_client.containers.list(all=True, filters={"name": f"nktest-host-{unique}"}):
+        for c in docker_client.containers.list(
+            all=True, filters={"name": f"nktest-host-{unique}"}, ignore_removed=True
+        ):
             c.remove(force=True)
         for n in docker_client.networks.list(names=[f"nktest-net-{unique}"]):
             n.remove()
