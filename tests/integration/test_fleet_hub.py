@@ -21,6 +21,7 @@ import docker
 import pytest
 
 from nodekit.cli.main import main
+from nodekit.pulumi.docker_parts import _wait_for_systemd
 from nodekit.run.fleet_tls import CA_SECRET, fleet_state
 from nodekit.run.state import NodeState
 
@@ -228,7 +229,18 @@ def test_a_hub_and_two_sites_share_what_they_learn(
         assert status[name]["hub"] == HUB and status[name]["last_telemetry"], status[name]
     assert sorted(s["node"] for s in status[HUB]["sites"]) == sorted(SITES)
 
-    # 6. No key material in any run folder; the fleet CA outlives a node's destroy.
+    # 6. A restarted site (Docker writes its /etc/hosts afresh) still finds its
+    #    hub: the name is in nodekit's hosts block, which a unit puts back at boot.
+    restarted = docker_client.containers.get(edge)
+    restarted.restart(timeout=20)
+    _wait_for_systemd(restarted)
+    code, out = _sh(docker_client, edge, f"getent ahosts {HUB}")
+    assert code == 0 and out.split()[0] == hub_wan, out
+    code, again = _run(capsys, "verify", site_files[0])
+    assert code == 0, again[site_a].get("error")
+    assert f"bridge broker: connected to {HUB}:8883" in " | ".join(again[site_a]["fleet"])
+
+    # 7. No key material in any run folder; the fleet CA outlives a node's destroy.
     for name in SITES:
         code, key = _sh(docker_client, f"nk-{name}-edge-01",
                         "sed -n 2p /etc/mosquitto/certs/nodekit/node.key")  # fmt: skip
