@@ -31,13 +31,16 @@ if [ -f /etc/apt/sources.list.d/debian.sources ]; then
 else
   sources="${sources%.sources}.list"; grep -E '^deb ' /etc/apt/sources.list > "$sources"
 fi
+# Each container makes its own SSH host keys at first boot, ed25519 and ECDSA:
+# an RSA key took 1-3 s of CPU per host on the path of every node's first boot,
+# for clients older than OpenSSH 6.5 (2014). Real machines (target ssh) keep theirs.
 echo "image: building $ref with mmdebstrap ($NODE_IMAGE_SUITE)"
 start=$(date +%s)
 mmdebstrap --quiet --variant=minbase --include="$include" \
   --customize-hook='chroot "$1" systemctl mask getty@tty1.service console-getty.service systemd-udevd.service systemd-udevd-kernel.socket systemd-udevd-control.socket systemd-remount-fs.service sys-kernel-config.mount sys-kernel-debug.mount systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer' \
   --customize-hook='chroot "$1" systemctl enable ssh.service' \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
-  --customize-hook='printf "[Unit]\nDescription=SSH host keys\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n[Install]\nWantedBy=multi-user.target\n" > "$1"/etc/systemd/system/ssh-keygen.service; chroot "$1" systemctl enable ssh-keygen.service' \
+  --customize-hook='printf "[Unit]\nDescription=SSH host keys\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key\nExecStart=/usr/bin/ssh-keygen -q -t ecdsa -N \"\" -f /etc/ssh/ssh_host_ecdsa_key\n[Install]\nWantedBy=multi-user.target\n" > "$1"/etc/systemd/system/ssh-keygen.service; chroot "$1" systemctl enable ssh-keygen.service' \
   --customize-hook=': > "$1"/etc/machine-id; rm -f "$1"/etc/apt/sources.list.d/* "$1"/etc/apt/sources.list; rm -rf "$1"/var/lib/apt/lists/*' \
   "$NODE_IMAGE_SUITE" "$work/rootfs.tar" "$sources" >"$work/mmdebstrap.log" 2>&1 || { cat "$work/mmdebstrap.log" >&2; exit 1; }
 docker import \

@@ -50,6 +50,12 @@ def test_create_refresh_repair_destroy(
         # refused (getent: 2) in about a second, not after glibc's 2 x 5 s (124).
         lookup = container.exec_run(["timeout", "5", "getent", "ahosts", "no-such-hub"])
         assert lookup.exit_code == 2, lookup
+        # Its own SSH host keys, made at first boot (ed25519, ECDSA), and sshd up.
+        for kind in ("ed25519", "ecdsa"):
+            key = container.exec_run(["ssh-keygen", "-lf", f"/etc/ssh/ssh_host_{kind}_key.pub"])
+            assert key.exit_code == 0, key
+        sshd = container.exec_run(["systemctl", "is-active", "ssh"])
+        assert sshd.output.decode().strip() == "active", sshd
 
         # Nothing changed: a preview plans nothing.
         assert stack.preview().changed == 0
