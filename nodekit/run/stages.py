@@ -188,12 +188,6 @@ def fail_pulumi(node: NodePlan, error: PulumiFailed) -> StageError:
     return StageError(detail, node=node.name, stage="infrastructure", host=host)
 
 
-def infrastructure_stage(run: Run, node: NodePlan, rendered: Path) -> dict[str, str]:
-    """Pulumi up (refreshing first); the hosts output: name -> how to reach it."""
-    with run.stage("infrastructure") as out:
-        return infrastructure(run, node, rendered, out)
-
-
 def infrastructure(run: Run, node: NodePlan, rendered: Path, out: dict[str, Any]) -> dict[str, str]:
     """The body of the infrastructure stage (``out``: its changed count and detail)."""
     try:
